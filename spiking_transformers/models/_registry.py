@@ -1,0 +1,168 @@
+"""The model registry: ``register_model``, ``create_model``, ``list_models``, ``model_info``.
+
+Each registered variant is a factory function in its family's file, decorated with :func:`register_model` and
+the facts about the published configuration (paper, dataset, default ``T``, reported accuracy, official
+parameter count). The registry is the only module-level mutable state of the library; duplicate names raise.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Paper",
+    "ModelInfo",
+    "register_model",
+    "create_model",
+    "list_models",
+    "model_info",
+    "count_parameters",
+]
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A publication and its official code."""
+
+    title: str
+    venue: str
+    year: int
+    arxiv: str | None = None
+    repo: str | None = None
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is known about a registered variant.
+
+    Attributes:
+        name: registry name.
+        family: model family (the file it lives in), e.g. ``"spikformer"``.
+        paper: the publication.
+        lineage: the parent family this one builds on (``None`` for a root).
+        spike_driven: True when every synaptic input after the encoding is a binary spike (membrane shortcut);
+            False for integer-driven (spike-element-wise shortcut) or multi-level models.
+        default_T: time steps of the paper configuration.
+        input_kind: ``"image"`` (static ``[B, C, H, W]``, repeated over T) or ``"events"`` (``[T, B, C, H, W]``).
+        dataset: data set of the paper configuration.
+        num_classes, img_size, in_chans: input/output of the paper configuration.
+        reported_top1: top-1 accuracy reported by the paper or official README (percent), or ``None``.
+        params: parameter count of our model for this variant (filled in by :func:`model_info`).
+        official_config: key of the matching entry in the official ``param_counts.json``, or ``None``.
+        official_params: parameter count of the official model, every registered parameter included.
+        official_unused_params: how many of those the official forward never uses (our model leaves them out).
+        official_family: the ``from_official`` family whose checkpoints this variant loads, or ``None``.
+        notes: free text (ambiguities and our reading of them).
+        tiny_overrides: constructor overrides giving a small, fast instance of the same architecture (for the
+            generic tests and smoke runs), e.g. ``dict(depth=1, embed_dim=32, T=2)``.
+    """
+
+    name: str
+    family: str
+    paper: Paper
+    lineage: str | None
+    spike_driven: bool
+    default_T: int
+    input_kind: str
+    dataset: str
+    num_classes: int
+    img_size: int
+    in_chans: int
+    reported_top1: float | None = None
+    params: int | None = None
+    official_config: str | None = None
+    official_params: int | None = None
+    official_unused_params: int = 0
+    official_family: str | None = None
+    notes: str = ""
+    tiny_overrides: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def paper_title(self) -> str:
+        return self.paper.title
+
+    @property
+    def venue(self) -> str:
+        return f"{self.paper.venue} {self.paper.year}"
+
+
+@dataclass
+class _Entry:
+    factory: Callable[..., nn.Module]
+    info: ModelInfo
+    params: int | None = field(default=None)
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(**info: Any) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a variant factory under its function name with the facts of :class:`ModelInfo`.
+
+    Example::
+
+        @register_model(family="spikformer", paper=SPIKFORMER, lineage=None, spike_driven=False, default_T=4,
+                        input_kind="image", dataset="cifar10", num_classes=10, img_size=32, in_chans=3)
+        def spikformer_4_384_cifar10(**kwargs) -> Spikformer:
+            return Spikformer(**{**dict(depth=4, embed_dim=384, num_heads=12), **kwargs})
+    """
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        if info.get("input_kind") not in ("image", "events"):
+            raise ValueError(f"{name}: input_kind must be 'image' or 'events', got {info.get('input_kind')!r}")
+        _REGISTRY[name] = _Entry(fn, ModelInfo(name=name, **info))
+        return fn
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    # Importing the models package imports every family file, which registers its variants.
+    from . import _load_all  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered variant names matching a shell-style ``pattern``, sorted."""
+    _ensure_loaded()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def _entry(name: str) -> _Entry:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = fnmatch.filter(_REGISTRY, f"*{name.split('_')[0]}*")[:8]
+        hint = f"; similar: {', '.join(sorted(close))}" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint}. `spiking-transformers models` lists them all") from None
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered variant; ``overrides`` replace constructor arguments (``num_classes``, ``T``, ...)."""
+    entry = _entry(name)
+    model = entry.factory(**overrides)
+    model.model_name = name  # type: ignore[assignment]
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter elements of ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_info(name: str) -> ModelInfo:
+    """Facts about a registered variant, with ``params`` counted on a model built on the meta device."""
+    entry = _entry(name)
+    if entry.params is None:
+        with torch.device("meta"):
+            entry.params = count_parameters(entry.factory())
+    return replace(entry.info, params=entry.params)

@@ -1,0 +1,59 @@
+"""Spiking neurons and surrogate gradients.
+
+Every neuron module subclasses :class:`Neuron`; ``output * neuron.spike_scale`` is the integer number of spikes
+per element. Neurons take time-major tensors ``[T, B, ...]`` and are stateless across calls.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from .lif import (
+    BACKENDS,
+    IF,
+    LIF,
+    Neuron,
+    ParametricLIF,
+    if_multistep,
+    lif_multistep,
+    multistep_neuron,
+    plif_multistep,
+    register_backend,
+)
+from .surrogate import SURROGATES, Surrogate, get_surrogate, heaviside
+
+__all__ = [
+    "Neuron",
+    "LIF",
+    "IF",
+    "ParametricLIF",
+    "lif_multistep",
+    "if_multistep",
+    "plif_multistep",
+    "multistep_neuron",
+    "BACKENDS",
+    "register_backend",
+    "Surrogate",
+    "SURROGATES",
+    "get_surrogate",
+    "heaviside",
+    "get_spike_layer",
+    "SPIKE_LAYERS",
+]
+
+# Names accepted wherever a configuration gives a neuron type as a string.
+SPIKE_LAYERS: dict[str, type[Neuron]] = {"lif": LIF, "plif": ParametricLIF, "if": IF}
+
+
+def get_spike_layer(name: str, **defaults) -> Callable[..., Neuron]:
+    """Factory for a neuron type named in a configuration (``"lif"``, ``"plif"``, ``"if"``).
+
+    The returned callable builds a fresh module each call; keyword arguments given at the call site override
+    ``defaults``. ``get_spike_layer("plif", init_tau=2.0)(v_threshold=0.5)``.
+    """
+    try:
+        cls = SPIKE_LAYERS[name]
+    except KeyError:
+        raise ValueError(f"unknown spike layer {name!r}; known: {', '.join(sorted(SPIKE_LAYERS))}") from None
+    return partial(cls, **defaults)

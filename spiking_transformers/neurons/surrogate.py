@@ -1,0 +1,192 @@
+"""Surrogate gradients for the Heaviside spike function.
+
+Each surrogate is one ``torch.autograd.Function``: the forward is the exact Heaviside step
+``(x >= 0)`` (spikingjelly fires on equality, and so do we), the backward is the derivative of a smooth
+*primitive* ``g_alpha(x)``. The primitive is kept beside each function so that tests can check the hand-written
+backward against ``torch.autograd`` of the primitive.
+
+Surrogates are looked up by name with :func:`get_surrogate`, which returns a small stateless callable; no module
+instance is ever shared between neurons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Surrogate",
+    "SigmoidSurrogate",
+    "ATanSurrogate",
+    "RectangleSurrogate",
+    "FastSigmoidSurrogate",
+    "ErfSurrogate",
+    "SURROGATES",
+    "get_surrogate",
+    "heaviside",
+]
+
+
+def heaviside(x: Tensor) -> Tensor:
+    """Step function that fires on equality: ``1`` where ``x >= 0``, else ``0``, in ``x``'s dtype."""
+    return (x >= 0).to(x.dtype)
+
+
+class _SigmoidFn(torch.autograd.Function):
+    """Heaviside forward, derivative of ``sigmoid(alpha * x)`` backward (spikingjelly's default, alpha 4)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        # Same operation order as spikingjelly's sigmoid backward, so float64 gradients agree to the last bits.
+        sgax = (x * ctx.alpha).sigmoid()
+        return grad_output * (1.0 - sgax) * sgax * ctx.alpha, None
+
+
+class _ATanFn(torch.autograd.Function):
+    """Heaviside forward, derivative of ``atan(pi/2 * alpha * x) / pi + 1/2`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        alpha = ctx.alpha
+        return alpha / 2 / (1 + (math.pi / 2 * alpha * x).square()) * grad_output, None
+
+
+class _RectangleFn(torch.autograd.Function):
+    """Heaviside forward, box-car backward: ``1/alpha`` on ``|x| < alpha/2`` (the STBP "rectangular" window)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        alpha = ctx.alpha
+        window = (x.abs() < alpha / 2).to(grad_output.dtype)
+        return grad_output * window / alpha, None
+
+
+class _FastSigmoidFn(torch.autograd.Function):
+    """Heaviside forward, SuperSpike backward: derivative of ``x / (1 + alpha |x|)`` scaled to unit height."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_output / (1 + ctx.alpha * x.abs()).square(), None
+
+
+class _ErfFn(torch.autograd.Function):
+    """Heaviside forward, Gaussian backward: derivative of ``(1 + erf(alpha * x)) / 2``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        alpha = ctx.alpha
+        return grad_output * alpha / math.sqrt(math.pi) * torch.exp(-(alpha * x).square()), None
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A named surrogate with its sharpness ``alpha``; calling it applies the spike function.
+
+    Attributes:
+        name: registry name (``"sigmoid"``, ``"atan"``, ...).
+        alpha: sharpness of the smooth primitive.
+        function: the ``autograd.Function`` (Heaviside forward, surrogate backward).
+        primitive: the smooth function whose derivative the backward computes, ``primitive(x, alpha)``.
+    """
+
+    name: str
+    alpha: float
+    function: type[torch.autograd.Function]
+    primitive: Callable[[Tensor, float], Tensor]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.function.apply(x, self.alpha)
+
+    def derivative(self, x: Tensor) -> Tensor:
+        """The surrogate gradient ``d spike / d x`` evaluated at ``x`` (no graph)."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = self.function.apply(x, self.alpha)
+            (g,) = torch.autograd.grad(out.sum(), x)
+        return g
+
+
+def _rectangle_primitive(x: Tensor, alpha: float) -> Tensor:
+    return torch.clamp(x / alpha + 0.5, 0.0, 1.0)
+
+
+def _fast_sigmoid_primitive(x: Tensor, alpha: float) -> Tensor:
+    return x / (1 + alpha * x.abs())
+
+
+# name -> (autograd function, smooth primitive, default alpha)
+SURROGATES: dict[str, tuple[type[torch.autograd.Function], Callable[[Tensor, float], Tensor], float]] = {
+    "sigmoid": (_SigmoidFn, lambda x, a: torch.sigmoid(a * x), 4.0),
+    "atan": (_ATanFn, lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5, 2.0),
+    "rectangle": (_RectangleFn, _rectangle_primitive, 1.0),
+    "fast_sigmoid": (_FastSigmoidFn, _fast_sigmoid_primitive, 10.0),
+    "erf": (_ErfFn, lambda x, a: 0.5 * (1 + torch.erf(a * x)), 2.0),
+}
+
+# Public aliases, so users can refer to the functions themselves.
+SigmoidSurrogate = _SigmoidFn
+ATanSurrogate = _ATanFn
+RectangleSurrogate = _RectangleFn
+FastSigmoidSurrogate = _FastSigmoidFn
+ErfSurrogate = _ErfFn
+
+
+def get_surrogate(surrogate: str | Surrogate = "sigmoid", alpha: float | None = None) -> Surrogate:
+    """Resolve a surrogate by name.
+
+    Args:
+        surrogate: a name from :data:`SURROGATES` or an existing :class:`Surrogate` (returned unchanged unless
+            ``alpha`` is given).
+        alpha: sharpness; ``None`` takes the surrogate's default (sigmoid: 4, the official spikingjelly value).
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if isinstance(surrogate, Surrogate):
+        if alpha is None or alpha == surrogate.alpha:
+            return surrogate
+        return Surrogate(surrogate.name, float(alpha), surrogate.function, surrogate.primitive)
+    try:
+        function, primitive, default_alpha = SURROGATES[surrogate]
+    except KeyError:
+        raise ValueError(f"unknown surrogate {surrogate!r}; known: {', '.join(sorted(SURROGATES))}") from None
+    return Surrogate(surrogate, float(default_alpha if alpha is None else alpha), function, primitive)
