@@ -22,6 +22,7 @@ from .lif import (
     register_backend,
 )
 from .surrogate import SURROGATES, Surrogate, get_surrogate, heaviside
+from .kernels import available_backends, set_backend  # registers the fused back ends
 
 __all__ = [
     "Neuron",
@@ -40,6 +41,8 @@ __all__ = [
     "heaviside",
     "get_spike_layer",
     "SPIKE_LAYERS",
+    "set_backend",
+    "available_backends",
 ]
 
 # Names accepted wherever a configuration gives a neuron type as a string.

@@ -31,6 +31,27 @@ __all__ = [
 ]
 
 
+def sigmoid_derivative(x: Tensor, alpha: float) -> Tensor:
+    sgax = (x * alpha).sigmoid()
+    return (1.0 - sgax) * sgax * alpha
+
+
+def atan_derivative(x: Tensor, alpha: float) -> Tensor:
+    return alpha / 2 / (1 + (math.pi / 2 * alpha * x).square())
+
+
+def rectangle_derivative(x: Tensor, alpha: float) -> Tensor:
+    return (x.abs() < alpha / 2).to(x.dtype) / alpha
+
+
+def fast_sigmoid_derivative(x: Tensor, alpha: float) -> Tensor:
+    return 1.0 / (1 + alpha * x.abs()).square()
+
+
+def erf_derivative(x: Tensor, alpha: float) -> Tensor:
+    return alpha / math.sqrt(math.pi) * torch.exp(-(alpha * x).square())
+
+
 def heaviside(x: Tensor) -> Tensor:
     """Step function that fires on equality: ``1`` where ``x >= 0``, else ``0``, in ``x``'s dtype."""
     return (x >= 0).to(x.dtype)
@@ -65,8 +86,7 @@ class _ATanFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        return alpha / 2 / (1 + (math.pi / 2 * alpha * x).square()) * grad_output, None
+        return atan_derivative(x, ctx.alpha) * grad_output, None
 
 
 class _RectangleFn(torch.autograd.Function):
@@ -81,9 +101,7 @@ class _RectangleFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        window = (x.abs() < alpha / 2).to(grad_output.dtype)
-        return grad_output * window / alpha, None
+        return grad_output * rectangle_derivative(x, ctx.alpha), None
 
 
 class _FastSigmoidFn(torch.autograd.Function):
@@ -98,7 +116,7 @@ class _FastSigmoidFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad_output / (1 + ctx.alpha * x.abs()).square(), None
+        return grad_output * fast_sigmoid_derivative(x, ctx.alpha), None
 
 
 class _ErfFn(torch.autograd.Function):
@@ -113,8 +131,7 @@ class _ErfFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        return grad_output * alpha / math.sqrt(math.pi) * torch.exp(-(alpha * x).square()), None
+        return grad_output * erf_derivative(x, ctx.alpha), None
 
 
 @dataclass(frozen=True)
@@ -132,17 +149,22 @@ class Surrogate:
     alpha: float
     function: type[torch.autograd.Function]
     primitive: Callable[[Tensor, float], Tensor]
+    derivative_fn: Callable[[Tensor, float], Tensor]
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.function.apply(x, self.alpha)
 
     def derivative(self, x: Tensor) -> Tensor:
-        """The surrogate gradient ``d spike / d x`` evaluated at ``x`` (no graph)."""
+        """The surrogate gradient ``d spike / d x`` at ``x``, through the autograd function's own backward."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             out = self.function.apply(x, self.alpha)
             (g,) = torch.autograd.grad(out.sum(), x)
         return g
+
+    def grad(self, x: Tensor) -> Tensor:
+        """The surrogate gradient ``d spike / d x`` at ``x`` as a plain formula (for fused kernels; no autograd)."""
+        return self.derivative_fn(x, self.alpha)
 
 
 def _rectangle_primitive(x: Tensor, alpha: float) -> Tensor:
@@ -153,13 +175,15 @@ def _fast_sigmoid_primitive(x: Tensor, alpha: float) -> Tensor:
     return x / (1 + alpha * x.abs())
 
 
-# name -> (autograd function, smooth primitive, default alpha)
-SURROGATES: dict[str, tuple[type[torch.autograd.Function], Callable[[Tensor, float], Tensor], float]] = {
-    "sigmoid": (_SigmoidFn, lambda x, a: torch.sigmoid(a * x), 4.0),
-    "atan": (_ATanFn, lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5, 2.0),
-    "rectangle": (_RectangleFn, _rectangle_primitive, 1.0),
-    "fast_sigmoid": (_FastSigmoidFn, _fast_sigmoid_primitive, 10.0),
-    "erf": (_ErfFn, lambda x, a: 0.5 * (1 + torch.erf(a * x)), 2.0),
+_Fn = Callable[[Tensor, float], Tensor]
+
+# name -> (autograd function, smooth primitive, derivative formula, default alpha)
+SURROGATES: dict[str, tuple[type[torch.autograd.Function], _Fn, _Fn, float]] = {
+    "sigmoid": (_SigmoidFn, lambda x, a: torch.sigmoid(a * x), sigmoid_derivative, 4.0),
+    "atan": (_ATanFn, lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5, atan_derivative, 2.0),
+    "rectangle": (_RectangleFn, _rectangle_primitive, rectangle_derivative, 1.0),
+    "fast_sigmoid": (_FastSigmoidFn, _fast_sigmoid_primitive, fast_sigmoid_derivative, 10.0),
+    "erf": (_ErfFn, lambda x, a: 0.5 * (1 + torch.erf(a * x)), erf_derivative, 2.0),
 }
 
 # Public aliases, so users can refer to the functions themselves.
@@ -184,9 +208,9 @@ def get_surrogate(surrogate: str | Surrogate = "sigmoid", alpha: float | None = 
     if isinstance(surrogate, Surrogate):
         if alpha is None or alpha == surrogate.alpha:
             return surrogate
-        return Surrogate(surrogate.name, float(alpha), surrogate.function, surrogate.primitive)
+        return Surrogate(surrogate.name, float(alpha), surrogate.function, surrogate.primitive, surrogate.derivative_fn)
     try:
-        function, primitive, default_alpha = SURROGATES[surrogate]
+        function, primitive, derivative_fn, default_alpha = SURROGATES[surrogate]
     except KeyError:
         raise ValueError(f"unknown surrogate {surrogate!r}; known: {', '.join(sorted(SURROGATES))}") from None
-    return Surrogate(surrogate, float(default_alpha if alpha is None else alpha), function, primitive)
+    return Surrogate(surrogate, float(default_alpha if alpha is None else alpha), function, primitive, derivative_fn)

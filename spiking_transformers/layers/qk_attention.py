@@ -1,0 +1,123 @@
+r"""Q-K attention of QKFormer: token attention (QKTA) and channel attention (QKCA).
+
+Zhou et al., "QKFormer: Hierarchical Spiking Transformer using Q-K Attention", NeurIPS 2024 (arXiv 2403.16552).
+
+Both cores have no value branch and cost O(N·D). With spike projections of the input
+
+.. math::
+    Q = SN(BN(W_q X)), \qquad K = SN(BN(W_k X)) \in \{0, 1\}^{T \times B \times D \times N}
+
+token attention sums the query over the ``d`` channels of each head and turns the sum into a binary token mask
+per head, ``A_t = SN_{0.5}(\sum_c Q_{h,c,n})``; channel attention sums over the ``N`` tokens and gives a binary
+channel mask ``A_c = SN_{0.5}(\sum_n Q_{c,n})``. The output is ``SN(BN(W_p (A \odot K)))`` (``W_p`` has a bias).
+
+The released code uses token attention only; channel attention is in the paper alone. Our reading: its mask
+neuron is the same half-threshold LIF as the token mask (the paper writes both as ``SN``).
+
+Layout: both modules map a feature map ``[T, B, C, *spatial]`` (``[T, B, C, H, W]`` in QKFormer) to the same
+shape. The projections are 1-wide ``Conv1d`` on ``[T*B, C, N]`` followed by ``BatchNorm1d`` (statistics over
+``T*B*N`` samples), exactly the official layout, so official keys (``q_conv``, ``q_bn``, ``q_lif``, ...) load by
+identity and float64 results agree to the last bit.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..neurons.lif import LIF, Neuron
+from ._shapes import fold_time, unfold_time
+
+__all__ = ["QKTokenAttention", "QKChannelAttention", "pw_bn_spike", "ATTN_V_THRESHOLD"]
+
+# A factory of neuron modules called with keyword overrides (``v_threshold=0.5``); LIF is spikingjelly's
+# MultiStepLIFNode as QKFormer sets it (tau 2, threshold 1, hard reset to 0, detached reset, sigmoid alpha 4).
+SpikeLayer = Callable[..., Neuron]
+
+# The attention-mask neurons fire at half the usual threshold in every official QKFormer file.
+ATTN_V_THRESHOLD = 0.5
+
+
+def pw_bn_spike(x: Tensor, conv: nn.Conv1d, bn: nn.BatchNorm1d, lif: nn.Module) -> Tensor:
+    """Point-wise projection, BatchNorm and spike: ``[T, B, C_in, N] -> [T, B, C_out, N]``."""
+    T = x.shape[0]
+    return lif(unfold_time(bn(conv(fold_time(x))), T))
+
+
+class _QKAttentionBase(nn.Module):
+    """Shared projections of the two Q-K cores (names follow the official keys)."""
+
+    def __init__(self, dim: int, num_heads: int, *, spike_layer: SpikeLayer = LIF) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.q_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=False)
+        self.q_bn = nn.BatchNorm1d(dim)
+        self.q_lif = spike_layer()
+        self.k_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=False)
+        self.k_bn = nn.BatchNorm1d(dim)
+        self.k_lif = spike_layer()
+        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
+        self.proj_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=True)
+        self.proj_bn = nn.BatchNorm1d(dim)
+        self.proj_lif = spike_layer()
+
+    def _mask_keys(self, q: Tensor, k: Tensor) -> Tensor:
+        """``q, k: [T, B, C, N]`` spikes -> masked keys ``[T, B, C, N]``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: [T, B, C, *spatial]`` spikes (or integer sums of spikes) -> spikes of the same shape."""
+        T, B, C = x.shape[:3]
+        spatial = x.shape[3:]
+        tokens = x.flatten(3)  # [T, B, C, N]
+        q = pw_bn_spike(tokens, self.q_conv, self.q_bn, self.q_lif)
+        k = pw_bn_spike(tokens, self.k_conv, self.k_bn, self.k_lif)
+        y = self._mask_keys(q, k)
+        y = self.proj_bn(self.proj_conv(fold_time(y)))  # [T*B, C, N]
+        return self.proj_lif(y.reshape(T, B, C, *spatial))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}"
+
+
+class QKTokenAttention(_QKAttentionBase):
+    """Q-K token attention (QKTA): a binary token mask per head from the query, applied to the keys.
+
+    Args:
+        dim: channels ``C``.
+        num_heads: heads ``h``; the mask of head ``i`` comes from the sum of its ``d = C / h`` query channels.
+        spike_layer: neuron factory (the mask neuron gets ``v_threshold=0.5``).
+
+    Shape:
+        ``[T, B, C, *spatial] -> [T, B, C, *spatial]``.
+    """
+
+    def _mask_keys(self, q: Tensor, k: Tensor) -> Tensor:
+        T, B, C, N = q.shape
+        h = self.num_heads
+        score = q.reshape(T, B, h, C // h, N).sum(dim=3, keepdim=True)  # [T, B, h, 1, N], integers
+        mask = self.attn_lif(score)
+        return torch.mul(mask, k.reshape(T, B, h, C // h, N)).reshape(T, B, C, N)
+
+
+class QKChannelAttention(_QKAttentionBase):
+    """Q-K channel attention (QKCA, paper only): a binary channel mask from the query's token sums.
+
+    Args:
+        dim: channels ``C``.
+        num_heads: kept for the attention signature shared with :class:`QKTokenAttention`; it must divide
+            ``dim``, but the per-channel mask is the same for any head split.
+        spike_layer: neuron factory (the mask neuron gets ``v_threshold=0.5``, our reading of the paper's ``SN``).
+
+    Shape:
+        ``[T, B, C, *spatial] -> [T, B, C, *spatial]``.
+    """
+
+    def _mask_keys(self, q: Tensor, k: Tensor) -> Tensor:
+        mask = self.attn_lif(q.sum(dim=3, keepdim=True))  # [T, B, C, 1]
+        return torch.mul(mask, k)
