@@ -40,7 +40,10 @@ def test_model_info_is_complete(name):
     assert info.params and info.params > 0
     if info.official_params is not None:
         assert info.params == info.official_params - info.official_unused_params
-        assert abs(info.params - info.official_params) <= 0.005 * info.official_params
+        # Within 0.5 % of the official total, unless the official model's own dead parameters (which we leave
+        # out) are more than that: Spikformer's DVS file carries an unused position embedding and LayerNorm (0.73 %).
+        bound = max(0.005 * info.official_params, info.official_unused_params)
+        assert abs(info.params - info.official_params) <= bound
 
 
 @pytest.mark.parametrize("name", MODELS)

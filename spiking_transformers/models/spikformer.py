@@ -33,9 +33,8 @@ Readings of the official code recorded here:
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ..layers.spikformer_blocks import SpikeLayer, SpikformerBlock, SpikingPatchSplitting

@@ -1,0 +1,792 @@
+r"""QKFormer: a hierarchical spiking transformer with Q-K attention.
+
+Zhou, Zhang, Zhou, Yu, Huang, Fan, Yuan, Ma, Zhou, Tian, "QKFormer: Hierarchical Spiking Transformer using Q-K
+Attention", NeurIPS 2024 (arXiv 2403.16552). Official code: github.com/zhouchenlin2096/QKFormer, checked against
+commit c2a00e8e54538e76f5954614a60c1d53824bbee9 (files ``cifar10/model.py``, ``cifar100/model.py``,
+``imagenet/qkformer.py``, ``cifar10-dvs/model.py``, ``dvs128-gesture/model.py``).
+
+Architecture (feature maps ``[T, B, C, H, W]`` throughout, SEW residuals on spikes, so the residual stream holds
+small integers and the model is integer-driven, not spike-driven):
+
+- **SPEDS** embeddings (spiking patch embedding with deformed shortcut): a chain of 3x3 conv + BN (+ 3x3/2
+  max-pool) + LIF, plus a 1x1 strided conv + BN + LIF shortcut from an early spike map; the two spike maps are
+  added. One initial embedding, then one stage embedding (halving the resolution, doubling the width) before
+  every later stage.
+- **Stages** of blocks ``x + Attn(x)``, ``x + MLP(x)``: Q-K token attention in the early stages, Spikformer's
+  spiking self-attention (SSA) in the last one.
+- **Head**: mean over tokens, mean over time, linear.
+
+The three official layouts differ in the embeddings (``embed_layout``):
+
+==============  ===============================  =====================  ==================
+layout          initial embedding                stage-embed pool       stages (dims)
+==============  ===============================  =====================  ==================
+``imagenet``    D/8 (pool), D/4 (pool), D/4;     after the first conv   D/4, D/2, D
+                shortcut from the first, /2
+``cifar``       D/8, D/4, no pool; shortcut /1   after the second conv  D/4, D/2, D
+``dvs``         D/16, D/8 (pool), D/4 (pool),    after the second conv  D/2, D
+                D/2 (pool); shortcut from the
+                second, /4
+==============  ===============================  =====================  ==================
+
+Quirks of the official code, and our reading:
+
+- The SSA output neuron runs over the folded ``[T*B, C, N]`` tensor, so spikingjelly's multi-step neuron takes
+  ``T*B`` as its time axis: the membrane flows from sample ``b`` to sample ``b+1`` and from the last sample at step
+  ``t`` to the first at ``t+1``, in eval too. Every official file does this. ``ssa_proj_over_batch=True``
+  reproduces it (``from_official`` sets it, for exact parity); the registered variants compute the neuron per
+  sample over ``T`` (``False``), so that an output never depends on the rest of the batch.
+- The CIFAR and DVS files ignore ``num_heads`` (hard-coded to 8 and 16 in every stage); the ImageNet file uses it
+  in every stage. ``depths`` sets the last stage only (CIFAR: ``depths - 2`` SSA blocks, ImageNet: ``depths - 3``;
+  stage 1 has one block and stage 2 one (CIFAR) or two (ImageNet)); the DVS file has one block per stage whatever
+  ``depths`` is.
+- The SSA output is reshaped to ``[T, B, C, W, H]``; this is a plain reshape, harmless for the square maps the
+  official code requires. We keep ``[T, B, C, H, W]`` and accept any size.
+- ``patch_size``, ``qkv_bias``, ``qk_scale``, ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``,
+  ``norm_layer``, ``sr_ratios`` are accepted by the official constructors and never used in forward.
+
+Module names: blocks are ``stage{i}.{j}`` with ``attn`` and ``mlp.fc{1,2}_{conv,bn,lif}`` (the ImageNet keys);
+the converters rename the CIFAR/DVS ``tssa``/``ssa`` and ``mlp{1,2}_*`` keys, the ImageNet ``tssa`` keys, and the
+DVS stage embedding's ``proj_*`` (our ``proj3_*``). Embedding layers keep the official names (``proj_conv``,
+``proj1_conv``, ..., ``proj_res_conv``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+from torch import Tensor, nn
+
+from ..layers._shapes import fold_time, unfold_time
+from ..layers.qk_attention import ATTN_V_THRESHOLD, QKChannelAttention, QKTokenAttention, pw_bn_spike
+from ..neurons.lif import LIF, Neuron
+from ._base import SpikingModel
+from ._official import OfficialFamily, register_official_family
+from ._registry import Paper, register_model
+
+__all__ = [
+    "QKFormer",
+    "QKFormerBlock",
+    "QKFormerMlp",
+    "QKFormerSSA",
+    "SPEDSInit",
+    "SPEDSStage",
+    "ATTENTION_LAYERS",
+    "EMBED_LAYOUTS",
+]
+
+SpikeLayer = Callable[..., Neuron]
+
+PAPER = Paper(
+    title="QKFormer: Hierarchical Spiking Transformer using Q-K Attention",
+    venue="NeurIPS",
+    year=2024,
+    arxiv="2403.16552",
+    repo="zhouchenlin2096/QKFormer",
+    commit="c2a00e8e54538e76f5954614a60c1d53824bbee9",
+)
+SOURCE = f"github.com/{PAPER.repo} @ {PAPER.commit}"
+
+
+# --------------------------------------------------------------------------------------------------- blocks
+
+
+class QKFormerSSA(nn.Module):
+    """Spikformer's spiking self-attention on feature maps, as QKFormer's last stage uses it.
+
+    ``Q, K, V = SN(BN(W X))`` (no bias), ``Y = SN_{0.5}(Q (K^T V) * 0.125)`` per head, out ``SN(BN(W_p Y))`` (bias).
+    ``K^T V`` is formed first, as in the official code (exact in float64 either way: spike products are integers).
+
+    Args:
+        dim: channels ``C``.
+        num_heads: heads ``h`` (``d = C / h`` channels each).
+        spike_layer: neuron factory (the attention neuron gets ``v_threshold=0.5``).
+        proj_over_batch: run the output neuron over the folded ``T*B`` axis (the official quirk, see the module
+            docstring) instead of over ``T`` per sample.
+
+    Shape:
+        ``[T, B, C, H, W] -> [T, B, C, H, W]``.
+    """
+
+    scale = 0.125
+
+    def __init__(
+        self, dim: int, num_heads: int, *, spike_layer: SpikeLayer = LIF, proj_over_batch: bool = False
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.proj_over_batch = proj_over_batch
+        for name in ("q", "k", "v"):
+            setattr(self, f"{name}_conv", nn.Conv1d(dim, dim, kernel_size=1, bias=False))
+            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
+            setattr(self, f"{name}_lif", spike_layer())
+        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
+        self.proj_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=True)
+        self.proj_bn = nn.BatchNorm1d(dim)
+        self.proj_lif = spike_layer()
+
+    def _heads(self, x: Tensor, name: str) -> Tensor:
+        """``[T, B, C, N]`` -> spikes ``[T, B, h, N, d]``."""
+        T, B, C, N = x.shape
+        s = pw_bn_spike(x, getattr(self, f"{name}_conv"), getattr(self, f"{name}_bn"), getattr(self, f"{name}_lif"))
+        return s.transpose(-1, -2).reshape(T, B, N, self.num_heads, C // self.num_heads).permute(0, 1, 3, 2, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        T, B, C, H, W = x.shape
+        tokens = x.flatten(3)
+        q, k, v = self._heads(tokens, "q"), self._heads(tokens, "k"), self._heads(tokens, "v")
+        y = (q @ (k.transpose(-2, -1) @ v)) * self.scale  # [T, B, h, N, d]
+        y = self.attn_lif(y.transpose(3, 4).reshape(T, B, C, H * W))
+        y = self.proj_bn(self.proj_conv(fold_time(y)))  # [T*B, C, N]
+        if self.proj_over_batch:
+            y = self.proj_lif(y)  # time axis = T*B, as the official code (quirk)
+        else:
+            y = self.proj_lif(unfold_time(y, T))
+        return y.reshape(T, B, C, H, W)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}, proj_over_batch={self.proj_over_batch}"
+
+
+class QKFormerMlp(nn.Module):
+    """1x1 conv (bias) + BN + SN, twice: ``[T, B, C, H, W] -> [T, B, C, H, W]`` through ``hidden_dim`` channels."""
+
+    def __init__(self, dim: int, hidden_dim: int, *, spike_layer: SpikeLayer = LIF) -> None:
+        super().__init__()
+        self.fc1_conv = nn.Conv2d(dim, hidden_dim, kernel_size=1, bias=True)
+        self.fc1_bn = nn.BatchNorm2d(hidden_dim)
+        self.fc1_lif = spike_layer()
+        self.fc2_conv = nn.Conv2d(hidden_dim, dim, kernel_size=1, bias=True)
+        self.fc2_bn = nn.BatchNorm2d(dim)
+        self.fc2_lif = spike_layer()
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = x.shape[0]
+        x = self.fc1_lif(unfold_time(self.fc1_bn(self.fc1_conv(fold_time(x))), T))
+        return self.fc2_lif(unfold_time(self.fc2_bn(self.fc2_conv(fold_time(x))), T))
+
+
+# Attention cores by name (configurations) -> class with the signature ``(dim, num_heads, *, spike_layer, ...)``.
+ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
+    "qkta": QKTokenAttention,
+    "qkca": QKChannelAttention,
+    "ssa": QKFormerSSA,
+}
+AttnLayer = str | type[nn.Module] | Callable[..., nn.Module]
+
+
+def _resolve_attn(attn: AttnLayer) -> Callable[..., nn.Module]:
+    if isinstance(attn, str):
+        try:
+            return ATTENTION_LAYERS[attn]
+        except KeyError:
+            raise ValueError(f"unknown attention {attn!r}; known: {', '.join(sorted(ATTENTION_LAYERS))}") from None
+    return attn
+
+
+class QKFormerBlock(nn.Module):
+    """SEW block ``x + Attn(x)``, then ``x + MLP(x)`` on feature maps ``[T, B, C, H, W]``.
+
+    Args:
+        dim: channels.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width = ``int(dim * mlp_ratio)``.
+        attn_layer: attention class (or its name in :data:`ATTENTION_LAYERS`).
+        spike_layer: neuron factory.
+        ssa_proj_over_batch: passed to :class:`QKFormerSSA` (ignored by other attention classes: see there).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        mlp_ratio: float = 4.0,
+        attn_layer: AttnLayer = "qkta",
+        spike_layer: SpikeLayer = LIF,
+        ssa_proj_over_batch: bool = False,
+    ) -> None:
+        super().__init__()
+        cls = _resolve_attn(attn_layer)
+        extra = {"proj_over_batch": ssa_proj_over_batch} if cls is QKFormerSSA else {}
+        self.attn = cls(dim, num_heads, spike_layer=spike_layer, **extra)
+        self.mlp = QKFormerMlp(dim, int(dim * mlp_ratio), spike_layer=spike_layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+
+def _layer_prefix(i: int) -> str:
+    # Official embedding names: proj, proj1, proj2, proj3 (then proj_res for the shortcut).
+    return "proj" if i == 0 else f"proj{i}"
+
+
+def _maxpool() -> nn.MaxPool2d:
+    return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+
+class _ConvChain(nn.Module):
+    """Conv3x3 + BN (+ max-pool) + SN units named ``{prefix}_conv/_bn/_pool/_lif``, and a 1x1 strided shortcut."""
+
+    def _add_unit(self, prefix: str, c_in: int, c_out: int, pool: bool, spike_layer: SpikeLayer) -> None:
+        setattr(self, f"{prefix}_conv", nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False))
+        setattr(self, f"{prefix}_bn", nn.BatchNorm2d(c_out))
+        setattr(self, f"{prefix}_pool", _maxpool() if pool else nn.Identity())
+        setattr(self, f"{prefix}_lif", spike_layer())
+
+    def _add_shortcut(self, c_in: int, c_out: int, stride: int, spike_layer: SpikeLayer) -> None:
+        self.proj_res_conv = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
+        self.proj_res_bn = nn.BatchNorm2d(c_out)
+        self.proj_res_lif = spike_layer()
+
+    def _unit(self, prefix: str, x: Tensor) -> Tensor:
+        """``[T, B, C, H, W]`` -> spikes ``[T, B, C', H', W']``: conv, BN, pool (BN before pool, as official)."""
+        T = x.shape[0]
+        conv, bn = getattr(self, f"{prefix}_conv"), getattr(self, f"{prefix}_bn")
+        y = getattr(self, f"{prefix}_pool")(bn(conv(fold_time(x))))
+        return getattr(self, f"{prefix}_lif")(unfold_time(y, T))
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        T = x.shape[0]
+        return self.proj_res_lif(unfold_time(self.proj_res_bn(self.proj_res_conv(fold_time(x))), T))
+
+
+class SPEDSInit(_ConvChain):
+    """Initial SPEDS embedding: a chain of conv units plus a deformed (1x1 strided conv) shortcut; outputs added.
+
+    Args:
+        in_chans: input channels.
+        channels: output width of every conv unit (the last is the embedding width).
+        pools: whether a 3x3/2 max-pool follows each unit's BN.
+        shortcut_from: index of the unit whose spikes feed the shortcut; its stride is ``2 ** (pools after it)``.
+        spike_layer: neuron factory.
+
+    Shape:
+        ``[T, B, in_chans, H, W] -> [T, B, channels[-1], H / s, W / s]`` (values in {0, 1, 2}).
+    """
+
+    def __init__(
+        self,
+        in_chans: int,
+        channels: Sequence[int],
+        pools: Sequence[bool],
+        shortcut_from: int,
+        *,
+        spike_layer: SpikeLayer = LIF,
+    ) -> None:
+        super().__init__()
+        if len(channels) != len(pools) or not 0 <= shortcut_from < len(channels) - 1:
+            raise ValueError(f"bad SPEDS layout: channels {channels}, pools {pools}, shortcut_from {shortcut_from}")
+        self.num_units = len(channels)
+        self.shortcut_from = shortcut_from
+        c_in = in_chans
+        for i, (c_out, pool) in enumerate(zip(channels, pools)):
+            self._add_unit(_layer_prefix(i), c_in, c_out, pool, spike_layer)
+            c_in = c_out
+        stride = 2 ** sum(bool(p) for p in pools[shortcut_from + 1 :])
+        self._add_shortcut(channels[shortcut_from], channels[-1], stride, spike_layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feat = x
+        for i in range(self.num_units):
+            x = self._unit(_layer_prefix(i), x)
+            if i == self.shortcut_from:
+                feat = x
+        return x + self._shortcut(feat)
+
+
+class SPEDSStage(_ConvChain):
+    """Stage SPEDS embedding: two conv units (``proj3``, ``proj4``), one 3x3/2 max-pool, a 1x1/2 conv shortcut.
+
+    Args:
+        in_dim: input channels (previous stage width).
+        dim: output channels.
+        pool_first: pool after the first unit (ImageNet file) or after the second (CIFAR and DVS files).
+        spike_layer: neuron factory.
+
+    Shape:
+        ``[T, B, in_dim, H, W] -> [T, B, dim, H/2, W/2]`` (values in {0, 1, 2}).
+    """
+
+    def __init__(self, in_dim: int, dim: int, *, pool_first: bool, spike_layer: SpikeLayer = LIF) -> None:
+        super().__init__()
+        self._add_unit("proj3", in_dim, dim, pool_first, spike_layer)
+        self._add_unit("proj4", dim, dim, not pool_first, spike_layer)
+        self._add_shortcut(in_dim, dim, 2, spike_layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._unit("proj4", self._unit("proj3", x)) + self._shortcut(x)
+
+
+# layout -> (initial embedding as fractions of the first stage width and pools, shortcut source, stage pool_first)
+EMBED_LAYOUTS: dict[str, tuple[tuple[int, ...], tuple[bool, ...], int, bool]] = {
+    # divisors of the first stage width D1 for each initial unit, pools, shortcut_from, stage-embed pool_first
+    "imagenet": ((2, 1, 1), (True, True, False), 0, True),
+    "cifar": ((2, 1), (False, False), 0, False),
+    "dvs": ((8, 4, 2, 1), (False, True, True, True), 1, False),
+}
+
+
+# --------------------------------------------------------------------------------------------------- model
+
+
+class QKFormer(SpikingModel):
+    """QKFormer classifier (hierarchical, SPEDS embeddings, Q-K attention then SSA).
+
+    Args:
+        num_classes: classifier outputs (0: no classifier, features out).
+        img_size: input height = width (any size; each max-pool halves it, rounding up).
+        in_chans: input channels (3 for images, 2 for event polarities).
+        T: time steps for static images (event input brings its own ``T``).
+        embed_dim: width ``D`` of the last stage; stage ``i`` of ``S`` has ``D / 2^(S-1-i)`` channels.
+        depths: blocks per stage, e.g. ``(1, 2, 7)`` (ImageNet 10-block models), ``(1, 1, 2)`` (CIFAR), ``(1, 1)``
+            (DVS).
+        num_heads: attention heads, the same in every stage.
+        mlp_ratio: MLP hidden width over block width.
+        attn_layers: attention per stage (class or name in :data:`ATTENTION_LAYERS`); default token Q-K attention
+            in every stage but the last, which uses SSA.
+        embed_layout: ``"imagenet"``, ``"cifar"`` or ``"dvs"``: the SPEDS layout of :data:`EMBED_LAYOUTS`.
+        input_kind: ``"image"`` (static ``[B, C, H, W]`` repeated over ``T``) or ``"events"`` (``[T, B, C, H, W]``).
+        spike_layer: neuron factory (LIF, tau 2, threshold 1; attention masks get threshold 0.5).
+        ssa_proj_over_batch: reproduce the official quirk of the SSA output neuron (see the module docstring).
+
+    Shape:
+        ``[B, in_chans, H, W]`` or ``[T, B, in_chans, H, W]`` -> logits ``[B, num_classes]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        img_size: int = 224,
+        in_chans: int = 3,
+        T: int = 4,
+        embed_dim: int = 384,
+        depths: Sequence[int] = (1, 2, 7),
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        attn_layers: Sequence[AttnLayer] | None = None,
+        embed_layout: str = "imagenet",
+        input_kind: str = "image",
+        spike_layer: SpikeLayer = LIF,
+        ssa_proj_over_batch: bool = False,
+    ) -> None:
+        super().__init__()
+        if embed_layout not in EMBED_LAYOUTS:
+            raise ValueError(f"unknown embed_layout {embed_layout!r}; known: {', '.join(EMBED_LAYOUTS)}")
+        if input_kind not in ("image", "events"):
+            raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
+        depths = tuple(int(d) for d in depths)
+        n_stages = len(depths)
+        if n_stages < 1 or min(depths) < 0:
+            raise ValueError(f"depths must list at least one stage of >= 0 blocks, got {depths}")
+        if attn_layers is None:
+            attn_layers = ("qkta",) * (n_stages - 1) + ("ssa",)
+        if len(attn_layers) != n_stages:
+            raise ValueError(f"attn_layers has {len(attn_layers)} entries for {n_stages} stages")
+        dims = [embed_dim // 2 ** (n_stages - 1 - i) for i in range(n_stages)]
+        if min(dims) < 1:
+            raise ValueError(f"embed_dim {embed_dim} is too small for {n_stages} stages")
+
+        self.T = T
+        self.num_classes = num_classes
+        self.num_features = embed_dim
+        self.img_size = img_size
+        self.in_chans = in_chans
+        self.input_kind = input_kind
+        self.embed_layout = embed_layout
+        self.depths = depths
+        self.dims = tuple(dims)
+        self.num_stages = n_stages
+
+        divisors, pools, shortcut_from, pool_first = EMBED_LAYOUTS[embed_layout]
+        self.patch_embed1 = SPEDSInit(
+            in_chans, [dims[0] // d for d in divisors], pools, shortcut_from, spike_layer=spike_layer
+        )
+        for i in range(n_stages):
+            if i > 0:
+                embed = SPEDSStage(dims[i - 1], dims[i], pool_first=pool_first, spike_layer=spike_layer)
+                setattr(self, f"patch_embed{i + 1}", embed)
+            blocks = nn.ModuleList(
+                QKFormerBlock(
+                    dims[i],
+                    num_heads,
+                    mlp_ratio=mlp_ratio,
+                    attn_layer=attn_layers[i],
+                    spike_layer=spike_layer,
+                    ssa_proj_over_batch=ssa_proj_over_batch,
+                )
+                for _ in range(depths[i])
+            )
+            setattr(self, f"stage{i + 1}", blocks)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        # As official: truncated normal (std 0.02) for the classifier, zero bias; convs keep torch's default.
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward_intermediates(self, x: Tensor) -> list[Tensor]:
+        """Output of every stage, ``[T, B, C_i, H_i, W_i]`` (integer-valued: sums of spikes on the SEW stream)."""
+        x = self.encode_input(x)
+        outs = []
+        for i in range(self.num_stages):
+            x = getattr(self, f"patch_embed{i + 1}")(x)
+            for blk in getattr(self, f"stage{i + 1}"):
+                x = blk(x)
+            outs.append(x)
+        return outs
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> last-stage map ``[T, B, embed_dim, H', W']``."""
+        return self.forward_intermediates(x)[-1]
+
+    def forward_head(self, x: Tensor, reduce_time: bool = True) -> Tensor:
+        """``[T, B, C, H, W]`` -> ``[B, K]`` (token mean, time mean, linear) or per-step ``[T, B, K]``."""
+        x = x.flatten(3).mean(3)  # [T, B, C]
+        return self.head(x.mean(0)) if reduce_time else self.head(x)
+
+
+# --------------------------------------------------------------------------------------------------- official
+
+
+def _official_int(name: str, value: Any) -> int:
+    # The official class defaults for embed_dims/depths are lists, which its own constructor cannot use.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in the official QKFormer constructors, got {value!r}")
+    return value
+
+
+def _check_common(img_size_h: int, img_size_w: int, mlp_ratios: Any) -> None:
+    if img_size_h != img_size_w:
+        raise ValueError(f"the official QKFormer code needs square inputs, got {img_size_h}x{img_size_w}")
+    if isinstance(mlp_ratios, bool) or not isinstance(mlp_ratios, (int, float)):
+        raise TypeError(f"mlp_ratios must be a number in the official QKFormer constructors, got {mlp_ratios!r}")
+
+
+def build_qkformer_cifar(
+    *,
+    pretrained: bool = False,
+    pretrained_cfg: Any = None,
+    drop_block_rate: float | None = None,
+    img_size_h: int = 128,
+    img_size_w: int = 128,
+    patch_size: int = 16,
+    in_channels: int = 2,
+    num_classes: int = 11,
+    embed_dims: int | None = None,
+    num_heads: Any = None,
+    mlp_ratios: float | None = None,
+    qkv_bias: bool = False,
+    qk_scale: float | None = None,
+    drop_rate: float = 0.0,
+    attn_drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    norm_layer: Any = None,
+    depths: int | None = None,
+    sr_ratios: Any = None,
+    T: int = 4,
+) -> QKFormer:
+    """Our model equal to timm's ``create_model('QKFormer', **kwargs)`` of ``cifar10/model.py`` (and cifar100).
+
+    Dead official arguments, accepted and ignored: ``pretrained_cfg``, ``drop_block_rate`` (timm drops a ``None``),
+    ``patch_size``, ``num_heads`` (hard-coded to 8), ``qkv_bias``, ``qk_scale``, ``drop_rate``, ``attn_drop_rate``,
+    ``drop_path_rate`` (never applied), ``norm_layer``, ``sr_ratios``. ``embed_dims``, ``mlp_ratios`` and
+    ``depths`` must be given (the class's list defaults do not build).
+    """
+    if pretrained:
+        raise ValueError("pretrained=True: no weights are bundled; load them with st.load_official_state_dict")
+    _check_common(img_size_h, img_size_w, mlp_ratios)
+    depths = _official_int("depths", depths)
+    if depths < 2:
+        raise ValueError(f"depths must be >= 2 (stage 3 holds depths - 2 blocks), got {depths}")
+    return QKFormer(
+        num_classes=num_classes,
+        img_size=img_size_h,
+        in_chans=in_channels,
+        T=T,
+        embed_dim=_official_int("embed_dims", embed_dims),
+        depths=(1, 1, depths - 2),
+        num_heads=8,
+        mlp_ratio=mlp_ratios,  # type: ignore[arg-type]
+        embed_layout="cifar",
+        ssa_proj_over_batch=True,
+    )
+
+
+def build_qkformer_imagenet(
+    *,
+    T: int = 4,
+    img_size_h: int = 128,
+    img_size_w: int = 128,
+    patch_size: int = 16,
+    in_channels: int = 2,
+    num_classes: int = 11,
+    embed_dims: int | None = None,
+    num_heads: int | None = None,
+    mlp_ratios: float | None = None,
+    qkv_bias: bool = False,
+    qk_scale: float | None = None,
+    drop_rate: float = 0.0,
+    attn_drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    norm_layer: Any = None,
+    depths: int | None = None,
+    sr_ratios: Any = None,
+) -> QKFormer:
+    """Our model equal to ``hierarchical_spiking_transformer(**kwargs)`` of ``imagenet/qkformer.py``.
+
+    The paper models are that class with ``embed_dims`` 384/512/768, ``num_heads`` 6/8/12, ``mlp_ratios=4``,
+    ``depths=10``, ``img_size_h = img_size_w = 224``, ``in_channels=3``, ``num_classes=1000`` (the
+    ``QKFormer_10_*`` factories). Dead arguments: ``patch_size``, ``qkv_bias``, ``qk_scale``, ``drop_rate``,
+    ``attn_drop_rate``, ``drop_path_rate``, ``norm_layer``, ``sr_ratios``.
+    """
+    _check_common(img_size_h, img_size_w, mlp_ratios)
+    depths = _official_int("depths", depths)
+    if depths < 3:
+        raise ValueError(f"depths must be >= 3 (stage 3 holds depths - 3 blocks), got {depths}")
+    return QKFormer(
+        num_classes=num_classes,
+        img_size=img_size_h,
+        in_chans=in_channels,
+        T=T,
+        embed_dim=_official_int("embed_dims", embed_dims),
+        depths=(1, 2, depths - 3),
+        num_heads=_official_int("num_heads", num_heads),
+        mlp_ratio=mlp_ratios,  # type: ignore[arg-type]
+        embed_layout="imagenet",
+        ssa_proj_over_batch=True,
+    )
+
+
+def build_qkformer_dvs(
+    *,
+    img_size_h: int = 128,
+    img_size_w: int = 128,
+    patch_size: int = 16,
+    in_channels: int = 2,
+    num_classes: int = 11,
+    embed_dims: int | None = None,
+    num_heads: Any = None,
+    mlp_ratios: float | None = None,
+    qkv_bias: bool = False,
+    qk_scale: float | None = None,
+    drop_rate: float = 0.0,
+    attn_drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    norm_layer: Any = None,
+    depths: Any = None,
+    sr_ratios: Any = None,
+    T: int = 4,
+    pretrained_cfg: Any = None,
+    in_chans: int = 3,
+    no_weight_decay: Any = None,
+) -> QKFormer:
+    """Our model equal to ``vit_snn(**kwargs)`` of ``cifar10-dvs/model.py`` / ``dvs128-gesture/model.py``.
+
+    The registered ``QKFormer`` factories there are this class with ``embed_dims=256``, ``num_heads=16``,
+    ``in_channels=2``, ``depths=4`` and ``mlp_ratios=1`` / ``num_classes=10`` (CIFAR10-DVS) or ``mlp_ratios=4`` /
+    ``num_classes=11`` (DVS128 Gesture). Input: our model takes time-major frames ``[T, B, 2, H, W]`` (the
+    official forward permutes ``[B, T, ...]``). Dead arguments: ``patch_size``, ``num_heads`` (hard-coded to 16),
+    ``qkv_bias``, ``qk_scale``, ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``, ``norm_layer``, ``depths``
+    (one block per stage always), ``sr_ratios``, ``T`` (the input's), ``pretrained_cfg``, ``in_chans``,
+    ``no_weight_decay``.
+    """
+    _check_common(img_size_h, img_size_w, mlp_ratios)
+    return QKFormer(
+        num_classes=num_classes,
+        img_size=img_size_h,
+        in_chans=in_channels,
+        T=T,
+        embed_dim=_official_int("embed_dims", embed_dims),
+        depths=(1, 1),
+        num_heads=16,
+        mlp_ratio=mlp_ratios,  # type: ignore[arg-type]
+        embed_layout="dvs",
+        input_kind="events",
+        ssa_proj_over_batch=True,
+    )
+
+
+# Official -> ours, applied in order to every key (the parity test applies the same renames to neuron names).
+_CIFAR_RENAMES: tuple[tuple[str, str], ...] = (
+    (r"^(stage\d+\.\d+)\.(?:tssa|ssa)\.", r"\1.attn."),
+    (r"\.mlp\.mlp([12])_", r".mlp.fc\1_"),
+)
+_IMAGENET_RENAMES: tuple[tuple[str, str], ...] = ((r"^(stage\d+\.\d+)\.tssa\.", r"\1.attn."),)
+_DVS_RENAMES: tuple[tuple[str, str], ...] = _CIFAR_RENAMES + (
+    (r"^(patch_embed(?:[2-9]|\d\d+))\.proj_(conv|bn|lif)\b", r"\1.proj3_\2"),
+)
+# Every key (after renaming) that our model holds.
+_KNOWN_KEY = re.compile(
+    r"^(?:patch_embed\d+\.proj\d*_(?:conv|bn|res_conv|res_bn)"
+    r"|stage\d+\.\d+\.(?:attn\.(?:[qkv]|proj)_(?:conv|bn)|mlp\.fc[12]_(?:conv|bn))"
+    r"|head)\.(?:weight|bias|running_mean|running_var|num_batches_tracked)$"
+)
+
+
+def rename_official(name: str, renames: Sequence[tuple[str, str]]) -> str:
+    """An official parameter or module name -> ours (a name the renames do not touch is returned unchanged)."""
+    for pattern, repl in renames:
+        name = re.sub(pattern, repl, name)
+    return name
+
+
+def _key_converter(renames: Sequence[tuple[str, str]]) -> Callable[[str, Tensor], tuple[str, Tensor] | None]:
+    def convert(key: str, value: Tensor) -> tuple[str, Tensor] | None:
+        new = rename_official(key, renames)
+        return (new, value) if _KNOWN_KEY.match(new) else None
+
+    return convert
+
+
+# No QKFormer file holds a parameter its forward never uses, so nothing is dropped (``unused`` stays empty).
+register_official_family(
+    OfficialFamily(
+        name="qkformer",
+        source=f"{SOURCE}, cifar10/model.py (cifar100/model.py is the same), timm create_model('QKFormer')",
+        build=build_qkformer_cifar,
+        convert_key=_key_converter(_CIFAR_RENAMES),
+    )
+)
+register_official_family(
+    OfficialFamily(
+        name="qkformer_imagenet",
+        source=f"{SOURCE}, imagenet/qkformer.py, class hierarchical_spiking_transformer",
+        build=build_qkformer_imagenet,
+        convert_key=_key_converter(_IMAGENET_RENAMES),
+    )
+)
+register_official_family(
+    OfficialFamily(
+        name="qkformer_dvs",
+        source=f"{SOURCE}, cifar10-dvs/model.py and dvs128-gesture/model.py, class vit_snn",
+        build=build_qkformer_dvs,
+        convert_key=_key_converter(_DVS_RENAMES),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------------- variants
+
+_COMMON = dict(family="qkformer", paper=PAPER, lineage="spikformer", spike_driven=False)
+_REPEAT_NOTE = (
+    "SSA output neuron per sample over T; the official code runs it over the folded T*B axis "
+    "(from_official reproduces that)."
+)
+_TINY_IMAGENET = dict(embed_dim=32, depths=(1, 1, 1), num_heads=2, T=2, img_size=32, num_classes=10)
+_TINY_CIFAR = dict(embed_dim=32, depths=(1, 1, 1), num_heads=2, T=2, num_classes=10)
+_TINY_DVS = dict(embed_dim=32, num_heads=2, T=2, img_size=32)
+
+
+def _imagenet(embed_dim: int, num_heads: int, kwargs: dict[str, Any]) -> QKFormer:
+    args = dict(
+        num_classes=1000, img_size=224, in_chans=3, T=4, embed_dim=embed_dim, depths=(1, 2, 7),
+        num_heads=num_heads, mlp_ratio=4.0, embed_layout="imagenet",
+    )  # fmt: skip
+    return QKFormer(**{**args, **kwargs})
+
+
+def _cifar(num_classes: int, kwargs: dict[str, Any]) -> QKFormer:
+    args = dict(
+        num_classes=num_classes, img_size=32, in_chans=3, T=4, embed_dim=384, depths=(1, 1, 2), num_heads=8,
+        mlp_ratio=4.0, embed_layout="cifar",
+    )  # fmt: skip
+    return QKFormer(**{**args, **kwargs})
+
+
+def _dvs(num_classes: int, mlp_ratio: float, kwargs: dict[str, Any]) -> QKFormer:
+    args = dict(
+        num_classes=num_classes, img_size=128, in_chans=2, T=16, embed_dim=256, depths=(1, 1), num_heads=16,
+        mlp_ratio=mlp_ratio, embed_layout="dvs", input_kind="events",
+    )  # fmt: skip
+    return QKFormer(**{**args, **kwargs})
+
+
+_IMAGENET_INFO = dict(
+    _COMMON, default_T=4, input_kind="image", dataset="imagenet", num_classes=1000, img_size=224, in_chans=3,
+    official_family="qkformer_imagenet", tiny_overrides=_TINY_IMAGENET,
+)  # fmt: skip
+
+
+@register_model(
+    **_IMAGENET_INFO, reported_top1=78.80, official_config="qkformer/QKFormer_10_384", official_params=16473688,
+    notes="HST-10-384: stages 96/192/384 with 1/2/7 blocks, 6 heads. " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_10_384(**kwargs: Any) -> QKFormer:
+    return _imagenet(384, 6, kwargs)
+
+
+@register_model(
+    **_IMAGENET_INFO, reported_top1=82.04, official_config="qkformer/QKFormer_10_512", official_params=29079336,
+    notes="HST-10-512: stages 128/256/512 with 1/2/7 blocks, 8 heads. " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_10_512(**kwargs: Any) -> QKFormer:
+    return _imagenet(512, 8, kwargs)
+
+
+@register_model(
+    **_IMAGENET_INFO, reported_top1=84.22, official_config="qkformer/QKFormer_10_768", official_params=64962760,
+    notes="HST-10-768: stages 192/384/768 with 1/2/7 blocks, 12 heads; 85.25 at 288 and 85.65 at 384 px "
+    "(fine-tuned from 224). " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_10_768(**kwargs: Any) -> QKFormer:
+    return _imagenet(768, 12, kwargs)
+
+
+_CIFAR_INFO = dict(
+    _COMMON, default_T=4, input_kind="image", img_size=32, in_chans=3, official_family="qkformer",
+    tiny_overrides=_TINY_CIFAR,
+)  # fmt: skip
+
+
+@register_model(
+    **_CIFAR_INFO, dataset="cifar10", num_classes=10, reported_top1=96.18,
+    official_config="qkformer/qkformer-4-384-cifar10", official_params=6706234,
+    notes="Stages 96/192/384 at 32/16/8 px with 1/1/2 blocks, 8 heads (hard-coded officially). " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_4_384_cifar10(**kwargs: Any) -> QKFormer:
+    return _cifar(10, kwargs)
+
+
+@register_model(
+    **_CIFAR_INFO, dataset="cifar100", num_classes=100, reported_top1=81.15,
+    official_config="qkformer/qkformer-4-384-cifar100", official_params=6740884,
+    notes="Stages 96/192/384 at 32/16/8 px with 1/1/2 blocks, 8 heads (hard-coded officially). " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_4_384_cifar100(**kwargs: Any) -> QKFormer:
+    return _cifar(100, kwargs)
+
+
+_DVS_INFO = dict(
+    _COMMON, default_T=16, input_kind="events", img_size=128, in_chans=2, official_family="qkformer_dvs",
+    tiny_overrides=_TINY_DVS,
+)  # fmt: skip
+
+
+@register_model(
+    **_DVS_INFO, dataset="cifar10-dvs", num_classes=10, reported_top1=84.0,
+    official_config="qkformer/qkformer-cifar10dvs", official_params=1504138,
+    notes="Two stages 128/256 at 16/8 px, one block each (QKTA, SSA), 16 heads, MLP ratio 1. " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_cifar10dvs(**kwargs: Any) -> QKFormer:
+    return _dvs(10, 1.0, kwargs)
+
+
+@register_model(
+    **_DVS_INFO, dataset="dvs128-gesture", num_classes=11, reported_top1=98.6,
+    official_config="qkformer/qkformer-dvs128gesture", official_params=1999371,
+    notes="Two stages 128/256 at 16/8 px, one block each (QKTA, SSA), 16 heads, MLP ratio 4. Reported top-1 from "
+    "the paper's table as recalled, not confirmed from the repository. " + _REPEAT_NOTE,
+)  # fmt: skip
+def qkformer_dvs128gesture(**kwargs: Any) -> QKFormer:
+    return _dvs(11, 4.0, kwargs)

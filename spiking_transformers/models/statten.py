@@ -1,0 +1,398 @@
+"""STAtten: spatio-temporal attention on the Spike-driven Transformer V1 backbone.
+
+Lee, Yin, Kim, Panda et al. "Spiking Transformer with Spatial-Temporal Attention", CVPR 2025, arXiv:2409.19764.
+Upstream: https://github.com/Intelligent-Computing-Lab-Yale/STAtten (``model/spikeformer.py``, ``module/ms_conv.py``),
+checked against commit e9048a18b02cdaf824ac2ad82f2e6f5bfcf50134 with the official fixture ``statten_cifar_small``.
+
+The model is SDT V1 (:class:`~spiking_transformers.models.sdt.SpikeDrivenTransformer`) with one change: the
+attention groups ``chunk_size`` consecutive time steps and lets every query token of a group attend to every
+key token of the group (:class:`SpatioTemporalAttention`). It adds no parameters, so SDT V1 checkpoints have the
+same keys.
+
+Readings of the official code:
+    * Default scale ``1 / H`` (H = token-grid height: 1/8 for CIFAR, 1/14 for ImageNet 224); with ``dvs_mode``
+      ``1 / (H * H * chunk_size)``. The code writes ``H * H``, i.e. N for the square grids of every config.
+    * ``chunk_size`` must divide T. Upstream a non-dividing chunk fails inside a ``view`` with a shape error; here
+      the constructor (and the forward, for inputs with another T) raise a ``ValueError`` saying so.
+    * ``dvs_mode``: Q, K, V and the shortcut spikes ``S`` pass through the 3x3 max filter; after the attention
+      neuron ``Y <- Y * P + P`` with ``P = Erode(S)``.
+    * The attention's neurons are LIF whatever ``spike_mode`` says (only the tokenizer, MLP and head neurons follow
+      it). This was read in public forks of the repository, not at the pinned commit; the fixture (LIF) cannot
+      tell. :func:`build_official` reproduces it through ``attn_spike_layer``.
+    * ``attention_mode="SDT"`` (the repository's plain SDSA) is supported without ``dvs_mode``; with ``dvs_mode``
+      that path also filters Q, unlike SDT V1, and is not ported (``NotImplementedError``).
+    * The ``talking_heads`` Conv1d is built upstream and never used: not built here, dropped by the converter.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..layers.sdt_blocks import (
+    Erode,
+    SpikeDrivenSelfAttention,
+    SpikeLayer,
+    conv_bn,
+    merge_heads,
+    resolve_spike_layer,
+    split_heads,
+)
+from ._official import OfficialFamily, register_official_family
+from ._registry import Paper, register_model
+from .sdt import (
+    SDT_KEY_PATTERNS,
+    SpikeDrivenTransformer,
+    _check_depth,
+    _image_size,
+    parse_pooling_stat,
+    spike_layer_from_mode,
+)
+
+__all__ = [
+    "SpatioTemporalAttention",
+    "STAtten",
+    "STATTEN_PAPER",
+    "build_official",
+    "convert_official_key",
+]
+
+STATTEN_PAPER = Paper(
+    title="Spiking Transformer with Spatial-Temporal Attention",
+    venue="CVPR",
+    year=2025,
+    arxiv="2409.19764",
+    repo="Intelligent-Computing-Lab-Yale/STAtten",
+    commit="e9048a18b02cdaf824ac2ad82f2e6f5bfcf50134",
+)
+
+
+class SpatioTemporalAttention(nn.Module):
+    r"""STAtten's block-wise spatio-temporal spiking attention, on SDT V1's projections.
+
+    With ``S = SN(X)`` and ``Q, K, V = SN(BN(W S))`` split into heads ``[T, B, h, N, d]``, the ``T`` steps are cut
+    into ``T / c`` groups of ``c = chunk_size`` consecutive steps. In each group the ``c*N`` tokens are stacked, and
+
+    .. math::
+        O = Q \, (K^\top V \cdot s), \qquad Y = SN_{0.5}(O), \qquad \text{out} = BN(W_p Y + b_p)
+
+    (linear in tokens: ``K^T V`` is ``d x d`` per head and group). ``s = 1 / H`` (token-grid height), or
+    ``1 / (H^2 c)`` with ``dvs_mode``. Groups are independent; a query attends to later steps of its own group.
+
+    Args:
+        dim: channels C (a multiple of ``num_heads``).
+        num_heads: heads h.
+        chunk_size: time steps per group c; must divide T.
+        spike_layer: neuron factory (the output neuron gets ``v_threshold=0.5``).
+        dvs_mode: the official event-data variant (3x3 max filters on S, Q, K, V and the output gating).
+
+    Shape:
+        ``x: [T, B, C, H, W]`` real-valued stream -> ``[T, B, C, H, W]`` branch output.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        *,
+        chunk_size: int,
+        spike_layer: str | SpikeLayer = "lif",
+        dvs_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        spike_layer = resolve_spike_layer(spike_layer)
+        self.num_heads = num_heads
+        self.chunk_size = chunk_size
+        self.dvs_mode = bool(dvs_mode)
+        self.shortcut_lif = spike_layer()
+        for name in ("q", "k", "v"):
+            setattr(self, f"{name}_conv", nn.Conv2d(dim, dim, 1, 1, bias=False))
+            setattr(self, f"{name}_bn", nn.BatchNorm2d(dim))
+            setattr(self, f"{name}_lif", spike_layer())
+        self.attn_lif = spike_layer(v_threshold=0.5)
+        self.proj_conv = nn.Conv2d(dim, dim, 1, 1)
+        self.proj_bn = nn.BatchNorm2d(dim)
+        self.erode = Erode() if dvs_mode else nn.Identity()
+
+    def _chunks(self, x: Tensor) -> Tensor:
+        """``[T, B, h, N, d] -> [T/c, B, h, c*N, d]``: the c steps of a group stacked along the tokens."""
+        T, B, h, N, d = x.shape
+        c = self.chunk_size
+        x = x.view(T // c, c, B, h, N, d).permute(0, 2, 3, 1, 4, 5)  # [T/c, B, h, c, N, d]
+        return x.reshape(T // c, B, h, c * N, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        T, B, C, H, W = x.shape
+        if T % self.chunk_size:
+            raise ValueError(f"STAtten chunk_size {self.chunk_size} does not divide the number of time steps T={T}")
+        s = self.shortcut_lif(x)
+        pooled = self.erode(s) if self.dvs_mode else None
+        q = split_heads(self.erode(self.q_lif(conv_bn(self.q_conv, self.q_bn, s))), self.num_heads)
+        k = split_heads(self.erode(self.k_lif(conv_bn(self.k_conv, self.k_bn, s))), self.num_heads)
+        v = split_heads(self.erode(self.v_lif(conv_bn(self.v_conv, self.v_bn, s))), self.num_heads)
+        # Same Python float as upstream (1 / H, or 1 / (H * H * c)), so scaled values round identically.
+        scale = 1 / (H * H * self.chunk_size) if self.dvs_mode else 1 / H
+        kv = (self._chunks(k).transpose(-2, -1) @ self._chunks(v)) * scale  # [T/c, B, h, d, d]
+        out = self._chunks(q) @ kv  # [T/c, B, h, c*N, d]
+        c, h, N, d = self.chunk_size, self.num_heads, H * W, C // self.num_heads
+        out = out.reshape(T // c, B, h, c, N, d).permute(0, 3, 1, 2, 4, 5).reshape(T, B, h, N, d)
+        y = self.attn_lif(merge_heads(out, H, W))  # [T, B, C, H, W] binary
+        if pooled is not None:
+            y = y * pooled + pooled
+        return conv_bn(self.proj_conv, self.proj_bn, y)
+
+
+class STAtten(SpikeDrivenTransformer):
+    """SDT V1 with :class:`SpatioTemporalAttention` in every block.
+
+    Args:
+        chunk_size: time steps per attention group; must divide ``T``.
+        attn_spike_layer: neuron type of the attention (``None``: the same as ``spike_layer``). The official code
+            keeps LIF there even with ``spike_mode="plif"``.
+        **kwargs: every other argument of :class:`~spiking_transformers.models.sdt.SpikeDrivenTransformer`
+            (``num_classes``, ``img_size``, ``in_chans``, ``T``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``,
+            ``pool_stages``, ``dvs_mode``, ``spike_layer``, ``input_kind``), except ``attn_layer``.
+    """
+
+    def __init__(self, *, chunk_size: int = 2, attn_spike_layer: str | SpikeLayer | None = None, **kwargs: Any) -> None:
+        if "attn_layer" in kwargs:
+            raise TypeError("STAtten sets attn_layer itself; build SpikeDrivenTransformer for another attention")
+        T = kwargs.get("T", 4)
+        if chunk_size < 1 or T % chunk_size:
+            raise ValueError(f"chunk_size {chunk_size} must be >= 1 and divide T={T}")
+
+        def attn_layer(dim: int, num_heads: int, *, spike_layer: SpikeLayer, dvs_mode: bool) -> nn.Module:
+            return SpatioTemporalAttention(
+                dim, num_heads, chunk_size=chunk_size, spike_layer=attn_spike_layer or spike_layer, dvs_mode=dvs_mode
+            )
+
+        super().__init__(attn_layer=attn_layer, **kwargs)
+        self.chunk_size = chunk_size
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Official interop
+
+
+def build_official(
+    *,
+    img_size_h: int = 128,
+    img_size_w: int = 128,
+    patch_size: Any = 16,
+    in_channels: int = 2,
+    num_classes: int = 11,
+    embed_dims: int = 512,
+    num_heads: int = 8,
+    mlp_ratios: float = 4,
+    qkv_bias: bool = False,
+    qk_scale: float | None = None,
+    drop_rate: float = 0.0,
+    attn_drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    drop_block_rate: float | None = None,
+    norm_layer: Any = None,
+    depths: int = 8,
+    sr_ratios: Any = 1,
+    T: int = 4,
+    chunk_size: int = 2,
+    pooling_stat: str = "1111",
+    spike_mode: str = "lif",
+    attn_mode: str = "direct_xor",
+    dvs_mode: bool = False,
+    TET: bool = False,
+    attention_mode: str = "STAtten",
+    pretrained: bool = False,
+    pretrained_cfg: Any = None,
+) -> SpikeDrivenTransformer:
+    """Our model equal to the official STAtten ``SpikeDrivenTransformer(**kwargs)`` (timm name ``sdt``).
+
+    ``attention_mode="STAtten"`` (the default, and the only value the official train.py ever uses) gives
+    :class:`STAtten`; ``"SDT"`` gives SDT V1's attention with LIF attention neurons (not with ``dvs_mode``).
+    Ignored because they have no effect upstream: ``patch_size``, ``qkv_bias``, ``qk_scale``, ``drop_*``,
+    ``norm_layer``, ``sr_ratios``, ``attn_mode``, ``pretrained``, ``pretrained_cfg``; ``TET`` only changes the
+    official output rank (use ``forward_timesteps``). Unknown keyword arguments raise ``TypeError``.
+    """
+    common = dict(
+        num_classes=num_classes,
+        img_size=_image_size(img_size_h, img_size_w),
+        in_chans=in_channels,
+        T=T,
+        embed_dim=embed_dims,
+        depth=_check_depth(depths),
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratios,
+        pool_stages=parse_pooling_stat(pooling_stat),
+        dvs_mode=dvs_mode,
+        spike_layer=spike_layer_from_mode(spike_mode),
+    )
+    if attention_mode == "STAtten":
+        return STAtten(chunk_size=chunk_size, attn_spike_layer="lif", **common)
+    if attention_mode == "SDT":
+        if dvs_mode:
+            raise NotImplementedError(
+                "STAtten's attention_mode='SDT' with dvs_mode also filters Q (unlike SDT V1) and is not ported"
+            )
+
+        def sdsa_lif(dim: int, num_heads: int, *, spike_layer: SpikeLayer, dvs_mode: bool) -> nn.Module:
+            return SpikeDrivenSelfAttention(dim, num_heads, spike_layer="lif", dvs_mode=dvs_mode)
+
+        return SpikeDrivenTransformer(attn_layer=sdsa_lif, **common)
+    raise ValueError(f"attention_mode must be 'STAtten' or 'SDT', got {attention_mode!r}")
+
+
+# Same names as SDT V1, plus the attention output neuron attn_lif (used here).
+_STATTEN_KEY_RE = re.compile(
+    "|".join(f"(?:{p})" for p in (*SDT_KEY_PATTERNS, r"block\.\d+\.attn\.attn_lif\.w"))
+)
+
+
+def convert_official_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
+    """Official STAtten key -> ours: identical names, so a known key maps to itself; unknown -> None."""
+    return (key, value) if _STATTEN_KEY_RE.fullmatch(key) else None
+
+
+register_official_family(
+    OfficialFamily(
+        name="statten",
+        source="Intelligent-Computing-Lab-Yale/STAtten@e9048a18b02cdaf824ac2ad82f2e6f5bfcf50134 model/spikeformer.py",
+        build=build_official,
+        convert_key=convert_official_key,
+        unused=(
+            # Built but never called in STAtten mode: the talking-heads Conv1d (heads^2 weights per block); and in
+            # PLIF checkpoints the tau of the unused rpe_lif.
+            r"block\.\d+\.attn\.talking_heads\.weight",
+            r"patch_embed\.rpe_lif\.w",
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Registered variants
+
+_TINY = dict(depth=1, embed_dim=32, num_heads=4, img_size=32, T=2, chunk_size=2)
+_COMMON = dict(family="statten", paper=STATTEN_PAPER, lineage="sdt", spike_driven=True, official_family="statten")
+_UNUSED_NOTE = "Official count includes the unused talking_heads Conv1d (heads^2 per block), left out here. "
+_NO_ACC = "No accuracy recorded: the CVPR tables were not retrieved."
+_CIFAR = dict(input_kind="image", img_size=32, in_chans=3, default_T=4)
+_CIFAR_ARCH = dict(num_heads=8, mlp_ratio=4.0, pool_stages=(False, False, True, True), img_size=32, T=4, chunk_size=2)
+_IMAGENET = dict(input_kind="image", dataset="imagenet", num_classes=1000, img_size=224, in_chans=3, default_T=4)
+_IMAGENET_ARCH = dict(num_heads=8, mlp_ratio=4.0, pool_stages=(True,) * 4, img_size=224, T=4, chunk_size=2)
+_DVS_ARCH = dict(
+    num_heads=8, mlp_ratio=4.0, pool_stages=(False, False, True, True), depth=2, embed_dim=256, img_size=64,
+    in_chans=2, dvs_mode=True, input_kind="events",
+)
+
+
+def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> STAtten:
+    return STAtten(**{**defaults, **overrides})
+
+
+@register_model(
+    **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, official_config="statten/statten-2-256-cifar10-T4",
+    official_params=2567082, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/cifar10/2_256_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+)
+def statten_2_256_cifar10(**kwargs: Any) -> STAtten:
+    return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10), kwargs)
+
+
+@register_model(
+    **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, official_config="statten/statten-2-512-cifar10-T4",
+    official_params=10233546, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/cifar10/2_512_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+)
+def statten_2_512_cifar10(**kwargs: Any) -> STAtten:
+    return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
+
+
+@register_model(
+    **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, official_config="statten/statten-2-256-cifar100-T4",
+    official_params=2590212, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/cifar100/2_256_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+)
+def statten_2_256_cifar100(**kwargs: Any) -> STAtten:
+    return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=100), kwargs)
+
+
+@register_model(
+    **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, official_config="statten/statten-2-512-cifar100-T4",
+    official_params=10279716, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/cifar100/2_512_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+)
+def statten_2_512_cifar100(**kwargs: Any) -> STAtten:
+    return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=100), kwargs)
+
+
+@register_model(
+    **_COMMON, **_IMAGENET, official_config="statten/statten-8-512-imagenet-T4", official_params=29689896,
+    official_unused_params=8 * 64,
+    notes=_UNUSED_NOTE + "conf/imagenet/8_512_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+)
+def statten_8_512(**kwargs: Any) -> STAtten:
+    return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=512, num_classes=1000), kwargs)
+
+
+@register_model(
+    **_COMMON, **_IMAGENET, official_config="statten/statten-8-768-imagenet-T4", official_params=66339144,
+    official_unused_params=8 * 64,
+    notes=_UNUSED_NOTE + "conf/imagenet/8_768_200E_t4.yml, chunk 2. The earlier arXiv version's abstract reports "
+    "78.39% on ImageNet without naming the configuration; not recorded as this variant's accuracy.",
+    tiny_overrides=_TINY,
+)
+def statten_8_768(**kwargs: Any) -> STAtten:
+    return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=768, num_classes=1000), kwargs)
+
+
+_DVS10 = dict(input_kind="events", dataset="cifar10-dvs", num_classes=10, img_size=64, in_chans=2)
+
+
+@register_model(
+    **_COMMON, **_DVS10, default_T=10, official_config="statten/statten-2-256-cifar10-dvs-T10",
+    official_params=2566794, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t10_TET.yml: 64x64 frames, chunk 5, dvs_mode, trained with "
+    "the TET loss (forward_timesteps gives per-step logits). " + _NO_ACC,
+    tiny_overrides=_TINY,
+)
+def statten_2_256_cifar10dvs_t10(**kwargs: Any) -> STAtten:
+    return _create(dict(_DVS_ARCH, num_classes=10, T=10, chunk_size=5), kwargs)
+
+
+@register_model(
+    **_COMMON, **_DVS10, default_T=16, official_config="statten/statten-2-256-cifar10-dvs-T16",
+    official_params=2566794, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t16_TET.yml: 64x64 frames, chunk 4, dvs_mode, TET loss. "
+    + _NO_ACC,
+    tiny_overrides=_TINY,
+)
+def statten_2_256_cifar10dvs_t16(**kwargs: Any) -> STAtten:
+    return _create(dict(_DVS_ARCH, num_classes=10, T=16, chunk_size=4), kwargs)
+
+
+_NCAL = dict(input_kind="events", dataset="ncaltech101", num_classes=101, img_size=64, in_chans=2)
+
+
+@register_model(
+    **_COMMON, **_NCAL, default_T=10, official_config="statten/statten-2-256-ncaltech101-T10",
+    official_params=2590181, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t10.yml: 64x64 frames, chunk 5, dvs_mode, no TET. " + _NO_ACC,
+    tiny_overrides=_TINY,
+)
+def statten_2_256_ncaltech101_t10(**kwargs: Any) -> STAtten:
+    return _create(dict(_DVS_ARCH, num_classes=101, T=10, chunk_size=5), kwargs)
+
+
+@register_model(
+    **_COMMON, **_NCAL, default_T=16, official_config="statten/statten-2-256-ncaltech101-T16",
+    official_params=2590181, official_unused_params=2 * 64,
+    notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t16.yml: 64x64 frames, chunk 4, dvs_mode, no TET. " + _NO_ACC,
+    tiny_overrides=_TINY,
+)
+def statten_2_256_ncaltech101_t16(**kwargs: Any) -> STAtten:
+    return _create(dict(_DVS_ARCH, num_classes=101, T=16, chunk_size=4), kwargs)

@@ -1,0 +1,165 @@
+"""Measurements and records of a run: firing rates, top-k accuracy, the per-epoch CSV, plots, TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..neurons import Neuron
+
+__all__ = ["FiringRateMonitor", "topk_correct", "EpochLog", "plot_history", "TensorBoardWriter", "eval_mode"]
+
+log = logging.getLogger(__name__)
+
+
+class FiringRateMonitor:
+    """Counts the spikes of every :class:`~spiking_transformers.neurons.Neuron` module during forward passes.
+
+    The firing rate of a neuron module is ``spikes / (elements x time steps)``, i.e. the mean over its output of
+    ``output * spike_scale`` (binary neurons: the fraction of 1s; multi-level neurons: mean spikes per element and
+    step, which may exceed 1). :meth:`mean_rate` weights modules by their number of outputs (all neurons of the
+    network pooled). Use as a context manager around the forwards to measure.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.spikes: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+        self._handles: list = []
+
+    def _hook(self, name: str, scale: float):
+        def hook(_module: nn.Module, _inp: Any, out: Tensor) -> None:
+            if isinstance(out, Tensor):
+                self.spikes[name] = self.spikes.get(name, 0.0) + float(out.detach().float().sum()) * scale
+                self.count[name] = self.count.get(name, 0) + out.numel()
+
+        return hook
+
+    def __enter__(self) -> "FiringRateMonitor":
+        for name, m in self.model.named_modules():
+            if isinstance(m, Neuron):
+                self._handles.append(m.register_forward_hook(self._hook(name, float(m.spike_scale))))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def rates(self) -> dict[str, float]:
+        """Firing rate per neuron module (by module name)."""
+        return {k: self.spikes[k] / max(self.count[k], 1) for k in self.spikes}
+
+    def totals(self) -> tuple[float, int]:
+        return sum(self.spikes.values()), sum(self.count.values())
+
+    def mean_rate(self) -> float:
+        s, n = self.totals()
+        return s / n if n else float("nan")
+
+
+def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """Number of samples whose class is among the top ``k`` logits, for each ``k`` (capped at the class count)."""
+    kmax = min(max(ks), logits.shape[-1])
+    top = logits.topk(kmax, dim=-1).indices
+    hit = top == target.unsqueeze(-1)
+    return [int(hit[:, : min(k, kmax)].any(-1).sum()) for k in ks]
+
+
+class EpochLog:
+    """The per-epoch metrics: a list of dicts kept in memory and mirrored to ``metrics.csv``."""
+
+    def __init__(self, path: Path | None, history: list[dict[str, Any]] | None = None) -> None:
+        self.path = path
+        self.history: list[dict[str, Any]] = list(history or [])
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        if self.path is None:
+            return
+        keys: list[str] = []
+        for r in self.history:
+            keys += [k for k in r if k not in keys]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.history)
+        tmp.replace(self.path)
+
+
+def plot_history(history: list[dict[str, Any]], path: Path) -> Path | None:
+    """PNG of the learning curves (loss, top-1) and the mean firing rate per epoch; ``None`` without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib is not installed: skipping the plot (pip install matplotlib)")
+        return None
+    ep = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
+    ax[0].plot(ep, [r["test_loss"] for r in history], "s-", label="test")
+    ax[0].set(title="loss", xlabel="epoch")
+    ax[1].plot(ep, [r["train_top1"] for r in history], "o-", label="train")
+    ax[1].plot(ep, [r["test_top1"] for r in history], "s-", label="test top-1")
+    if any("test_top1_ema" in r for r in history):
+        ax[1].plot(ep, [r.get("test_top1_ema", float("nan")) for r in history], "^-", label="test top-1 (EMA)")
+    ax[1].set(title="accuracy (%)", xlabel="epoch")
+    ax[2].plot(ep, [r["firing_rate"] for r in history], "o-", color="C3")
+    ax[2].set(title="mean firing rate (test)", xlabel="epoch")
+    for a in ax[:2]:
+        a.legend()
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+class TensorBoardWriter:
+    """Scalars to TensorBoard event files when ``tensorboard`` is installed; silently nothing otherwise."""
+
+    def __init__(self, log_dir: Path | None) -> None:
+        self.writer = None
+        if log_dir is None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.debug("tensorboard not installed: no event files")
+            return
+        self.writer = SummaryWriter(str(log_dir))
+
+    def scalars(self, values: dict[str, Any], step: int) -> None:
+        if self.writer is None:
+            return
+        for k, v in values.items():
+            if isinstance(v, (int, float)):
+                self.writer.add_scalar(k, v, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no grad inside; the previous mode restored afterwards."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was)
