@@ -5,7 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spiking_transformers.neurons import BACKENDS, LIF, SURROGATES, get_surrogate, lif_multistep, set_backend
+import copy
+
+from spiking_transformers.neurons import (
+    BACKENDS,
+    IF,
+    LIF,
+    SURROGATES,
+    ParametricLIF,
+    get_surrogate,
+    if_multistep,
+    lif_multistep,
+    plif_multistep,
+    set_backend,
+)
+from spiking_transformers.neurons.kernels import IF_BACKENDS, PLIF_BACKENDS, SwitchableIF, SwitchableParametricLIF
 
 OTHER_BACKENDS = sorted(b for b in BACKENDS if b != "torch")
 SETTINGS = [
@@ -55,6 +69,94 @@ def test_surrogate_formula_equals_autograd_backward(name):
     sg = get_surrogate(name)
     x = torch.linspace(-3, 3, 601, dtype=torch.float64)
     torch.testing.assert_close(sg.grad(x), sg.derivative(x), rtol=1e-14, atol=1e-15)
+
+
+IF_SETTINGS = [
+    dict(),
+    dict(detach_reset=False),
+    dict(v_reset=None),
+    dict(v_reset=None, detach_reset=False),
+    dict(v_reset=-0.3, detach_reset=False, surrogate="atan", v_threshold=0.5),
+]
+PLIF_SETTINGS = IF_SETTINGS + [dict(decay_input=False), dict(decay_input=False, v_reset=-0.3)]
+
+
+def _tol(dtype: torch.dtype) -> float:
+    return 1e-13 if dtype == torch.float64 else 1e-6
+
+
+def _assert_grad_close(new: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> None:
+    torch.testing.assert_close(new, ref, rtol=0, atol=_tol(dtype) * max(float(ref.abs().max()), 1e-30))
+
+
+@pytest.mark.parametrize("backend", sorted(b for b in IF_BACKENDS if b != "torch"))
+@pytest.mark.parametrize("kwargs", IF_SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_if_backend_matches_reference(backend, kwargs, dtype):
+    x = make_input(dtype) * 0.7
+    x_ref, x_new = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ref = if_multistep(x_ref, **kwargs)
+    new = IF_BACKENDS[backend](x_new, **kwargs)
+    assert torch.equal(ref, new), "spikes differ"
+    w = torch.randn(ref.shape, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    (ref * w).sum().backward()
+    (new * w).sum().backward()
+    _assert_grad_close(x_new.grad, x_ref.grad, dtype)
+
+
+@pytest.mark.parametrize("backend", sorted(b for b in PLIF_BACKENDS if b != "torch"))
+@pytest.mark.parametrize("kwargs", PLIF_SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("w0", [0.0, -0.8])
+def test_plif_backend_matches_reference(backend, kwargs, dtype, w0):
+    x = make_input(dtype)
+    x_ref, x_new = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    w_ref = torch.tensor(w0, dtype=dtype, requires_grad=True)
+    w_new = torch.tensor(w0, dtype=dtype, requires_grad=True)
+    ref = plif_multistep(x_ref, w_ref, **kwargs)
+    new = PLIF_BACKENDS[backend](x_new, w_new, **kwargs)
+    assert torch.equal(ref, new), "spikes differ"
+    g = torch.randn(ref.shape, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    (ref * g).sum().backward()
+    (new * g).sum().backward()
+    _assert_grad_close(x_new.grad, x_ref.grad, dtype)
+    # dL/dw is a sum over every element and step: allow rounding of that many terms
+    torch.testing.assert_close(w_new.grad, w_ref.grad, rtol=_tol(dtype) * 10, atol=_tol(dtype))
+
+
+@pytest.mark.parametrize("backend", sorted(b for b in PLIF_BACKENDS if b != "torch"))
+def test_plif_backend_input_without_grad_still_trains_w(backend):
+    x = make_input(torch.float64)
+    w_ref = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    w_new = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    plif_multistep(x, w_ref).sum().backward()
+    PLIF_BACKENDS[backend](x, w_new).sum().backward()
+    torch.testing.assert_close(w_new.grad, w_ref.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_inference_matches_for_every_neuron():
+    x = make_input(torch.float32)
+    with torch.no_grad():
+        assert torch.equal(IF_BACKENDS["fused"](x * 0.5), if_multistep(x * 0.5))
+        w = torch.tensor(0.4)
+        assert torch.equal(PLIF_BACKENDS["fused"](x, w), plif_multistep(x, w))
+
+
+def test_set_backend_switches_if_and_plif_modules():
+    model = torch.nn.Sequential(LIF(), IF(v_threshold=0.5), ParametricLIF(init_tau=3.0))
+    x = make_input(torch.float32)
+    ref = model(x)
+    state = copy.deepcopy(model.state_dict())
+    assert set_backend(model, "fused") == 3
+    assert isinstance(model[1], SwitchableIF) and model[1].backend == "fused"
+    assert isinstance(model[2], SwitchableParametricLIF) and isinstance(model[2], ParametricLIF)
+    assert model.state_dict().keys() == state.keys()
+    assert torch.equal(model(x), ref)
+    clone = copy.deepcopy(model)
+    assert torch.equal(clone(x), ref)
+    assert set_backend(model, "torch") == 3
+    assert type(model[1]) is IF and type(model[2]) is ParametricLIF
+    assert torch.equal(model(x), ref)
 
 
 def test_set_backend_switches_every_lif():

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "Normalize", "Resize"]
+__all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "RandomRoll", "Normalize", "Resize"]
 
 
 class Compose:
@@ -83,6 +83,31 @@ class RandomHorizontalFlip:
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
+
+
+class RandomRoll:
+    """Cyclically shift the last two dimensions by random offsets in ``[-max_shift, max_shift]`` (each axis).
+
+    The "roll" augmentation used for event frames (what leaves one border re-enters at the other, so no events are
+    lost). Use :class:`RandomCrop` with ``padding`` for a translation that drops them instead.
+
+    Args:
+        max_shift: largest shift in pixels along height and width.
+    """
+
+    def __init__(self, max_shift: int) -> None:
+        if max_shift < 0:
+            raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+        self.max_shift = int(max_shift)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.max_shift == 0:
+            return x
+        dy, dx = (int(v) for v in torch.randint(-self.max_shift, self.max_shift + 1, (2,)))
+        return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+    def __repr__(self) -> str:
+        return f"RandomRoll(max_shift={self.max_shift})"
 
 
 class Normalize:

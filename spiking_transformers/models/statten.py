@@ -1,6 +1,6 @@
 """STAtten: spatio-temporal attention on the Spike-driven Transformer V1 backbone.
 
-Lee, Yin, Kim, Panda et al. "Spiking Transformer with Spatial-Temporal Attention", CVPR 2025, arXiv:2409.19764.
+"Spiking Transformer with Spatial-Temporal Attention", CVPR 2025, arXiv:2409.19764.
 Upstream: https://github.com/Intelligent-Computing-Lab-Yale/STAtten (``model/spikeformer.py``, ``module/ms_conv.py``),
 checked against commit e9048a18b02cdaf824ac2ad82f2e6f5bfcf50134 with the official fixture ``statten_cifar_small``.
 
