@@ -165,3 +165,84 @@ def test_set_backend_switches_every_lif():
     assert all(m.backend == "fused" for m in model.modules() if isinstance(m, LIF))
     with pytest.raises(ValueError, match="unknown neuron back end"):
         set_backend(model, "nope")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layers that save integer-valued (spike) inputs as uint8
+
+from spiking_transformers.neurons.kernels.spike_ops import (  # noqa: E402
+    SpikeSavingConv2d,
+    SpikeSavingLinear,
+    compact_spike_saves,
+)
+
+
+def _spikes(*shape: int, dtype=torch.float64, top: int = 1) -> torch.Tensor:
+    return torch.randint(0, top + 1, shape, generator=torch.Generator().manual_seed(5)).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("top", [1, 3])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: torch.nn.Linear(12, 7),
+        lambda: torch.nn.Linear(12, 7, bias=False),
+        lambda: torch.nn.Conv2d(12, 7, 1),
+        lambda: torch.nn.Conv2d(12, 6, 3, 1, 1, bias=False),
+        lambda: torch.nn.Conv2d(12, 6, 3, 2, 1, groups=2),
+        lambda: torch.nn.MaxPool2d(3, 2, 1),
+    ],
+    ids=["linear", "linear-nobias", "conv1x1", "conv3x3", "conv3x3-s2-g2", "maxpool"],
+)
+def test_spike_saving_layers_match_plain(layer, top, dtype):
+    plain = layer().to(dtype)
+    compact = copy.deepcopy(plain)
+    assert compact_spike_saves(compact) == 1
+    shape = (2, 5, 12) if isinstance(plain, torch.nn.Linear) else (3, 12, 7, 6)
+    x = _spikes(*shape, dtype=dtype, top=top)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = plain(xa), compact(xb)
+    assert torch.equal(ya, yb)
+    g = torch.randn(ya.shape, dtype=dtype, generator=torch.Generator().manual_seed(6))
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    tol = 1e-13 if dtype == torch.float64 else 1e-6
+    for a, b in [(xa.grad, xb.grad)] + [(p.grad, q.grad) for p, q in zip(plain.parameters(), compact.parameters())]:
+        torch.testing.assert_close(b, a, rtol=tol, atol=tol * float(a.abs().max()))
+
+
+def test_spike_saving_layer_saves_uint8_and_falls_back_on_real_input():
+    lin = SpikeSavingLinear(8, 4)
+    x = _spikes(3, 8, dtype=torch.float32)
+    seen = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(t.dtype) or t, lambda t: t):
+        lin(x).sum().backward()
+    assert torch.uint8 in seen
+    assert seen.count(torch.float32) == 1  # only the weight
+    real = torch.randn(3, 8)
+    torch.testing.assert_close(lin(real), torch.nn.functional.linear(real, lin.weight, lin.bias), rtol=0, atol=0)
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+    compact_spike_saves(conv)
+    assert isinstance(conv, SpikeSavingConv2d)
+    assert compact_spike_saves(conv, restore=True) == 1 and type(conv) is torch.nn.Conv2d
+
+
+def test_fused_and_compact_spikformer_matches_reference():
+    from spiking_transformers.models import create_model
+
+    torch.manual_seed(0)
+    ref = create_model("spikformer_4_384_cifar10", depth=1, embed_dim=32, num_heads=2, T=2).double()
+    new = copy.deepcopy(ref)
+    set_backend(new, "fused")
+    compact_spike_saves(new)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    ya, yb = ref(x), new(x)
+    assert torch.equal(ya, yb)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    # A bias followed by training-mode BatchNorm has an exactly zero gradient; what autograd returns there is
+    # rounding noise, so the tolerance is relative to the largest gradient of the model.
+    scale = max(float(p.grad.abs().max()) for p in ref.parameters())
+    for (name, p), q in zip(ref.named_parameters(), new.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12 * scale, msg=name)

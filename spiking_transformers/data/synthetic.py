@@ -74,7 +74,7 @@ def _render(images: torch.Tensor, cfg: SaccadeConfig, dx: float, dy: float) -> t
     # affine_grid works in normalised coordinates: a shift of dx pixels on an S-pixel canvas is 2*dx/S; the scale
     # S/d makes the d-pixel image occupy d of the S canvas pixels.
     theta = torch.tensor([[s / d, 0.0, -2.0 * dx / d], [0.0, s / d, -2.0 * dy / d]], dtype=torch.float64)
-    grid = F.affine_grid(theta.expand(n, 2, 3), [n, 1, s, s], align_corners=False)
+    grid = F.affine_grid(theta[None], [1, 1, s, s], align_corners=False).expand(n, s, s, 2)  # same for all images
     return F.grid_sample(images[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
 
 

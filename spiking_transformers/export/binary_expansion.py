@@ -280,7 +280,7 @@ def _zero_pad(args: tuple, kwargs: dict) -> bool:
 def _weight_op(func: Callable, name: str, args: tuple, kwargs: dict) -> Tensor:
     """``func(train, weight, bias, ...)`` = ``sum_tau func(step_tau, weight) / norm + bias``."""
     train: SpikeTrain = args[0]
-    args = list(args[1:])
+    args, kwargs = list(args[1:]), dict(kwargs)
     bias = kwargs.pop("bias", None)
     if len(args) >= 2:
         bias, args[1] = args[1], None

@@ -35,7 +35,6 @@ import re
 from functools import partial
 from typing import Any, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..layers.metaformer import ConvFactory, MSBlock, MSConvBlock, MSDownsampling, SpikeFactory

@@ -107,7 +107,9 @@ def _td(x: Tensor, *modules: nn.Module) -> Tensor:
     return unfold_time(x, T)
 
 
-def _conv_bn(cin: int, cout: int, k: int = 1, *, padding: int = 0, groups: int = 1, bias: bool = False) -> TimeDistributed:
+def _conv_bn(
+    cin: int, cout: int, k: int = 1, *, padding: int = 0, groups: int = 1, bias: bool = False
+) -> TimeDistributed:
     return TimeDistributed(
         nn.Conv2d(cin, cout, k, padding=padding, groups=groups, bias=bias), nn.BatchNorm2d(cout)
     )
@@ -260,7 +262,9 @@ class BlockSepConv(nn.Module):
     """``MS_Block_Spike_SepConv``: ``x += SepConvSpike3(x)``; ``x += Attn(x)``; ``x += MLP(x)`` (no layer scale,
     no drop path). ``[T, B, C, H, W] -> same``."""
 
-    def __init__(self, dim: int, *, num_heads: int = 8, mlp_ratio: int = 4, v_ratio: int = 4, max_level: int = 4) -> None:
+    def __init__(
+        self, dim: int, *, num_heads: int = 8, mlp_ratio: int = 4, v_ratio: int = 4, max_level: int = 4
+    ) -> None:
         super().__init__()
         self.conv = SepConvSpike(dim, kernel_size=3, max_level=max_level)
         self.attn = LinearAttention(dim, num_heads=num_heads, v_ratio=v_ratio, max_level=max_level)
@@ -643,7 +647,9 @@ def build_official_base(
     del img_size_w, patch_size, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path_rate
     del norm_layer, depths, sr_ratios
     if len(embed_dim) != 4:
-        raise ValueError(f"sdt_v3_base: embed_dim needs 4 widths (the official model indexes embed_dim[3]), got {embed_dim}")
+        raise ValueError(
+            f"sdt_v3_base: embed_dim needs 4 widths (the official model indexes embed_dim[3]), got {embed_dim}"
+        )
     if not isinstance(num_heads, int) or not isinstance(mlp_ratios, int):
         raise ValueError(f"sdt_v3_base: num_heads and mlp_ratios must be integers, got {num_heads!r}, {mlp_ratios!r}")
     return ESpikeFormer(
@@ -692,7 +698,7 @@ def build_official_large(
         raise ValueError(f"sdt_v3_large: with kd, head_kd is built on embed_dim[-1]={embed_dim[-1]} but the features "
                          f"have embed_dim[2]={embed_dim[2]} channels; the official forward would fail")
     if kd and nb_classes != num_classes:
-        raise ValueError(f"sdt_v3_large: head has nb_classes={nb_classes} outputs but head_kd num_classes={num_classes}; "
+        raise ValueError(f"sdt_v3_large: head has nb_classes={nb_classes} outputs, head_kd num_classes={num_classes}; "
                          "their mean is undefined")
     if choice not in ("base", "large", None):
         raise ValueError(f"sdt_v3_large: choice must be 'base' or 'large', got {choice!r}")
@@ -753,7 +759,9 @@ def _base(embed_dim: tuple[int, int, int, int], kwargs: dict[str, Any]) -> ESpik
     return ESpikeFormer(**{**dict(embed_dim=embed_dim, num_heads=8, mlp_ratio=4, depths=(6, 2)), **kwargs})
 
 
-def _large(embed_dim: tuple[int, int, int], rep_conv: bool, kd: bool, max_level: int, kwargs: dict) -> ESpikeFormerLarge:
+def _large(
+    embed_dim: tuple[int, int, int], rep_conv: bool, kd: bool, max_level: int, kwargs: dict[str, Any]
+) -> ESpikeFormerLarge:
     cfg = dict(embed_dim=embed_dim, num_heads=8, mlp_ratio=4, depth=12, rep_conv=rep_conv, kd=kd, max_level=max_level)
     return ESpikeFormerLarge(**{**cfg, **kwargs})
 

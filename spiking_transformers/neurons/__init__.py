@@ -21,6 +21,7 @@ from .lif import (
     plif_multistep,
     register_backend,
 )
+from .multispike import IELIF, MultiSpike, binary_to_levels, expand_to_binary, quantize_levels
 from .surrogate import SURROGATES, Surrogate, get_surrogate, heaviside
 from .kernels import available_backends, set_backend  # registers the fused back ends
 
@@ -43,10 +44,21 @@ __all__ = [
     "SPIKE_LAYERS",
     "set_backend",
     "available_backends",
+    "MultiSpike",
+    "IELIF",
+    "quantize_levels",
+    "expand_to_binary",
+    "binary_to_levels",
 ]
 
 # Names accepted wherever a configuration gives a neuron type as a string.
-SPIKE_LAYERS: dict[str, type[Neuron]] = {"lif": LIF, "plif": ParametricLIF, "if": IF}
+SPIKE_LAYERS: dict[str, type[Neuron]] = {
+    "lif": LIF,
+    "plif": ParametricLIF,
+    "if": IF,
+    "multispike": MultiSpike,
+    "ielif": IELIF,
+}
 
 
 def get_spike_layer(name: str, **defaults) -> Callable[..., Neuron]:

@@ -7,14 +7,15 @@ constant. They are stateless and act element-wise, so they accept ``[T, B, ...]`
     k = \operatorname{round}(\operatorname{clamp}(a \cdot x, 0, D)) \in \{0, \dots, D\}, \qquad
     s = k / \text{norm}
 
-=============================  =====  ===========  ================  ======  ===========================
-neuron                         a      round        gradient window   norm    class
-=============================  =====  ===========  ================  ======  ===========================
-E-SpikeFormer base (SDT V3)    1      half-even    ``0 <= x <= D``   D (1)   ``MultiSpike()``
-E-SpikeFormer large (SDT V3)   1      half-up      ``0 < x < D``     D (1)   ``MultiSpike(rounding="half_up", grad_window="open")``
-QSD-Transformer IE-LIF         4      half-up      ``0 < 4x < 4``    4       :class:`IELIF`
-QSD attention IE-LIF           4      half-up      ``0 < 4x < 4``    2       :class:`IELIF` (``norm=2``)
-=============================  =====  ===========  ================  ======  ===========================
+=============================  ======  =========  ===============  ======  ====================================
+neuron                         a       round      gradient window  norm    class
+=============================  ======  =========  ===============  ======  ====================================
+E-SpikeFormer base (SDT V3)    1       half-even  ``0 <= x <= D``  D (1)   ``MultiSpike()``
+E-SpikeFormer large (SDT V3)   1       half-up    ``0 < x < D``    D (1)   ``MultiSpike(rounding="half_up",``
+                                                                           ``grad_window="open")``
+QSD-Transformer IE-LIF         4       half-up    ``0 < 4x < 4``   4       :class:`IELIF`
+QSD attention IE-LIF           4       half-up    ``0 < 4x < 4``   2       :class:`IELIF` (``norm=2``)
+=============================  ======  =========  ===============  ======  ====================================
 
 (The norm in brackets is the one of the classifier-head neurons.) "half-even" is ``torch.round``; "half-up" is
 ``floor(clamp(.) + 0.5)``; they differ only at exact ties ``k + 0.5``, which do occur (attention inputs are sums
@@ -70,7 +71,9 @@ class _QuantizeLevels(torch.autograd.Function):
         return grad_output * inside.to(grad_output.dtype), None, None, None
 
 
-def quantize_levels(x: Tensor, max_level: int = 4, *, rounding: str = "half_even", grad_window: str = "closed") -> Tensor:
+def quantize_levels(
+    x: Tensor, max_level: int = 4, *, rounding: str = "half_even", grad_window: str = "closed"
+) -> Tensor:
     """Integer spike levels ``round(clamp(x, 0, max_level))`` (same shape and dtype as ``x``) with the official
     straight-through gradient (1 inside the window, 0 outside).
 

@@ -16,7 +16,9 @@ no extra loss), and we could not check the paper's exact equation, so this is **
   comparison "distributional" rather than value-by-value).
 * The loss is the mean over tap pairs of ``mean_b ||G(X_s) - G(X_t)||_F^2 / N``:
 
-  .. math:: \mathcal L_{FGD} = \frac{1}{P} \sum_{p=1}^{P} \frac{1}{B N} \sum_b \lVert G(X^s_{p,b}) - G(X^t_{p,b})\rVert_F^2
+  .. math::
+      \mathcal L_{FGD} = \frac{1}{P} \sum_{p=1}^{P} \frac{1}{B N} \sum_b
+      \lVert G(X^s_{p,b}) - G(X^t_{p,b})\rVert_F^2
 
   and the training objective is ``loss + weight * L_FGD`` (the supervised loss unchanged).
 
