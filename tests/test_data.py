@@ -276,7 +276,7 @@ def test_idx_reader_and_mnist_folder(tmp_path):
     with pytest.raises(DataFormatError, match="bad: byte 0: bad IDX magic"):
         read_idx(tmp_path / "bad")
     (tmp_path / "short").write_bytes(_idx_bytes(labels)[:-1])
-    with pytest.raises(DataFormatError, match="short: byte 12: data holds 4 bytes; expected 5 bytes"):
+    with pytest.raises(DataFormatError, match="short: byte 8: data holds 4 bytes; expected 5 bytes"):
         read_idx(tmp_path / "short")
     with pytest.raises(DataFormatError, match="t10k-images-idx3-ubyte: file not found"):
         get_dataset("mnist", "test", root=tmp_path)

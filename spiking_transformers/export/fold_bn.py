@@ -103,7 +103,7 @@ def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
     w = layer.weight
     w.mul_(s.reshape(-1, *([1] * (w.dim() - 1))))
     if layer.bias is None:
-        layer.bias = nn.Parameter(shift.clone())
+        layer.bias = nn.Parameter(shift.clone(), requires_grad=False)
     else:
         layer.bias.mul_(s).add_(shift)
 
