@@ -11,7 +11,8 @@ from conftest import FIXTURES, official_fixture
 from _parity import check_parity
 
 import spiking_transformers as st
-from spiking_transformers.layers.sdt_blocks import SpikeDrivenSelfAttention, conv_bn, merge_heads, split_heads
+from spiking_transformers.layers.ops import folded, merge_heads, split_heads
+from spiking_transformers.layers.sdt_blocks import SpikeDrivenSelfAttention
 from spiking_transformers.models.sdt import SpikeDrivenTransformer
 from spiking_transformers.models.statten import STAtten, SpatioTemporalAttention
 from spiking_transformers.neurons import LIF, ParametricLIF
@@ -36,7 +37,7 @@ def _reference_attention(attn: SpatioTemporalAttention, x: torch.Tensor) -> torc
 
     def branch(n: str) -> torch.Tensor:
         conv, bn, lif = (getattr(attn, f"{n}_{part}") for part in ("conv", "bn", "lif"))
-        return split_heads(pool(lif(conv_bn(conv, bn, s))), h)
+        return split_heads(pool(lif(folded(s, conv, bn))), h)
 
     q, k, v = branch("q"), branch("k"), branch("v")
     scale = 1 / (H * H * c) if attn.dvs_mode else 1 / H
@@ -50,7 +51,7 @@ def _reference_attention(attn: SpatioTemporalAttention, x: torch.Tensor) -> torc
     if attn.dvs_mode:
         p = pool(s)
         y = y * p + p
-    return conv_bn(attn.proj_conv, attn.proj_bn, y)
+    return folded(y, attn.proj_conv, attn.proj_bn)
 
 
 def _firing_attention(**kwargs) -> SpatioTemporalAttention:

@@ -59,12 +59,49 @@ def register_tiny() -> None:
         return TinySNN(**kwargs)
 
 
+def install_test_hooks() -> None:
+    """Test-only behaviour of a CLI subprocess, chosen by environment variables (library code has none):
+
+    ``ST_TEST_KILL_AT_STEP=N``: the process SIGKILLs itself right after optimiser step N (mid-epoch crash).
+    ``ST_TEST_DUMP_WEIGHTS=DIR``: after training, every rank writes its weights to ``DIR/rank<r>.safetensors``.
+    """
+    import signal
+
+    from safetensors.torch import save_file
+
+    from spiking_transformers.training import trainer as trainer_mod
+
+    kill_at = int(os.environ.get("ST_TEST_KILL_AT_STEP", "0"))
+    dump = os.environ.get("ST_TEST_DUMP_WEIGHTS")
+    original_init, original_fit = trainer_mod.Trainer.__init__, trainer_mod.Trainer.fit
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        if kill_at:
+            def kill(tr):
+                if tr.global_step == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+            self.callbacks.append(kill)
+
+    def fit(self, *args, **kwargs):
+        out = original_fit(self, *args, **kwargs)
+        if dump:
+            Path(dump).mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
+                      str(Path(dump) / f"rank{self.env.rank}.safetensors"))
+        return out
+
+    trainer_mod.Trainer.__init__, trainer_mod.Trainer.fit = init, fit
+
+
 # A script that registers the tiny model and runs the CLI with its arguments (usable under torchrun).
 LAUNCHER = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
-from test_training_utils import register_tiny
+from test_training_utils import install_test_hooks, register_tiny
 register_tiny()
+install_test_hooks()
 from spiking_transformers.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
@@ -83,9 +120,14 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(folder: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the CLI (with the tiny model registered) in a fresh interpreter."""
-    return subprocess.run([sys.executable, str(write_launcher(folder)), *args], env=cli_env(), capture_output=True,
+def run_cli(folder: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
+            torchrun: int = 0) -> subprocess.CompletedProcess:
+    """Run the CLI (with the tiny model registered) in a fresh interpreter, or under torchrun with N processes."""
+    launcher = str(write_launcher(folder))
+    prefix = [sys.executable]
+    if torchrun:
+        prefix += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
+    return subprocess.run([*prefix, launcher, *args], env={**cli_env(), **(env or {})}, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -10,6 +10,11 @@ input, is left out):
   spike-element-wise shortcut (Spikformer's blocks), and none by reals;
 * ``not purely spiking``: some operation has only real-valued activation operands (MACs after the encoding).
 
+An operation whose real input is an *affine function of spikes* (a synaptic layer on spikes followed only by BN,
+bias, padding, scaling or sums, and no neuron: SDT V2's separable conv ``dwconv -> pwconv2``, RepConv, V3-large's
+two-layer projections) is listed under ``fusible``, not ``real``: at inference it folds into the layer before it,
+which takes spikes. It still counts as MACs in the measured energy, as the code executes it.
+
 The input kind of an operation is that of its driving operand (see :mod:`.ops`). An operation that multiplies a
 spike tensor by a real activation (a real dynamic weight, e.g. an attention map with a non-integer scale) is
 still spike-driven, but the real operand is listed under ``real_operands`` so that it can be seen.
@@ -35,6 +40,7 @@ class AuditResult:
         verdict: one of :data:`VERDICTS`.
         encoding: keys of the encoding operation(s), excluded from the verdict.
         binary / multi_level / integer / real: keys of the operations whose driving input has that kind.
+        fusible: operations on an affine function of spikes (fold into the previous layer); not in the verdict.
         real_operands: operations with a real-valued activation operand besides a spike driver.
         max_levels: largest spike count seen per integer-driven operation.
     """
@@ -45,6 +51,7 @@ class AuditResult:
     multi_level: list[str] = field(default_factory=list)
     integer: list[str] = field(default_factory=list)
     real: list[str] = field(default_factory=list)
+    fusible: list[str] = field(default_factory=list)
     real_operands: list[str] = field(default_factory=list)
     max_levels: dict[str, int] = field(default_factory=dict)
 
@@ -68,7 +75,9 @@ class AuditResult:
         else:
             why = f"{len(self.real)} operation(s) take real values: {names(self.real)}"
         enc = f"; encoding excluded: {names(self.encoding)}" if self.encoding else ""
-        return f"{self.verdict}: {why}{enc}"
+        fus = (f"; {len(self.fusible)} operation(s) on a linear function of spikes fold into the layer before "
+               f"(no neuron between): {names(self.fusible)}") if self.fusible else ""
+        return f"{self.verdict}: {why}{enc}{fus}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +88,7 @@ class AuditResult:
             "multi_level": self.multi_level,
             "integer": self.integer,
             "real": self.real,
+            "fusible": self.fusible,
             "real_operands": self.real_operands,
             "max_levels": self.max_levels,
         }
@@ -90,7 +100,7 @@ def audit(records: Iterable[OpRecord]) -> AuditResult:
     Args:
         records: the counter's :class:`OpRecord` s (``SynapticOpCounter.records.values()``).
     """
-    groups: dict[str, list[str]] = {k: [] for k in ("binary", "multi-level", "integer", "real")}
+    groups: dict[str, list[str]] = {k: [] for k in ("binary", "multi-level", "integer", "real", "fusible")}
     encoding: list[str] = []
     real_operands: list[str] = []
     max_levels: dict[str, int] = {}
@@ -98,7 +108,7 @@ def audit(records: Iterable[OpRecord]) -> AuditResult:
         if rec.encoding:
             encoding.append(rec.key)
             continue
-        groups[rec.driver_kind].append(rec.key)
+        groups["fusible" if rec.driver_kind == "real" and rec.fusible else rec.driver_kind].append(rec.key)
         if rec.driver_kind in ("multi-level", "integer"):
             max_levels[rec.key] = rec.driver_max_level
         if rec.driver_kind != "real" and "real" in rec.operand_kinds:
@@ -118,6 +128,7 @@ def audit(records: Iterable[OpRecord]) -> AuditResult:
         multi_level=groups["multi-level"],
         integer=groups["integer"],
         real=groups["real"],
+        fusible=groups["fusible"],
         real_operands=real_operands,
         max_levels=max_levels,
     )

@@ -74,15 +74,27 @@ _RTOL = 1e-5
 class _Meta:
     """What the counter knows about an activation tensor.
 
-    ``q``: the tensor is ``q ×`` an integer tensor (``None`` if unknown). ``neuron``: it is a neuron output moved
-    around without arithmetic (view, pooling, concatenation), so its integers are the neuron's levels.
+    ``q``: the tensor is ``q ×`` an integer tensor (``None`` if unknown). ``bound``: the largest count
+    ``|x / q|`` it can hold by construction (a binary neuron's output 1, a multi-level neuron's ``max_level``, the sum
+    of two binary tensors 2; ``None`` if unknown), so that the kind of a tensor does not depend on the values one
+    batch happens to hold. ``neuron``: it is a neuron output moved around without arithmetic (view, pooling,
+    concatenation), so its integers are the neuron's levels. ``linear``: it is an affine function of spike tensors
+    only (a synaptic layer on spikes followed by BN, bias, padding, scaling or sums), so a synaptic layer applied to
+    it can be folded into the layer that produced it.
     """
 
     q: float | None
+    bound: float | None = None
     neuron: bool = False
+    linear: bool = False
 
 
-_REAL = _Meta(None, False)
+def _lin(m: _Meta | None) -> bool:
+    """``m`` describes a spike tensor or an affine function of spike tensors."""
+    return m is not None and (m.q is not None or m.linear)
+
+
+_REAL = _Meta(None)
 
 
 @dataclass(frozen=True)
@@ -104,18 +116,28 @@ def _is_integral(c: Tensor) -> bool:
     return bool(((c - c.round()).abs() <= _ATOL + _RTOL * c.abs()).all())
 
 
-def classify(x: Tensor, q: float | None, *, neuron: bool = False, fallback: Iterable[float] = (1.0,)) -> OperandKind:
+def classify(
+    x: Tensor,
+    q: float | None,
+    *,
+    bound: float | None = None,
+    neuron: bool = False,
+    fallback: Iterable[float] = (1.0,),
+) -> OperandKind:
     """Kind of activation ``x`` given its tracked quantum ``q`` (tried first) and fallback quanta.
 
     Args:
         x: the activation tensor (any shape).
         q: quantum tracked through the graph, or ``None``.
+        bound: largest count the tensor can hold by construction (with ``q``); decides binary versus integer when
+            given, whatever the values of this batch. ``None``: decided by the values seen.
         neuron: ``x`` is a neuron's output (its integers are the neuron's levels: ``multi-level``, not ``integer``).
         fallback: quanta to try when ``q`` is unknown or does not fit the values (``1.0`` and ``1 / spike_scale``
-            of the model's neurons).
+            of the model's neurons); the kind is then decided by the values seen.
 
     Returns:
-        the :class:`OperandKind`, with the spike counts.
+        the :class:`OperandKind`, with the spike counts; ``max_level`` is the bound when known, else the largest
+        count seen.
     """
     if not x.is_floating_point():
         x = x.to(torch.float32)
@@ -128,8 +150,10 @@ def classify(x: Tensor, q: float | None, *, neuron: bool = False, fallback: Iter
             continue
         counts = c.round().abs()
         top = int(counts.max().item()) if counts.numel() else 0
+        if cand == q and bound is not None:
+            top = max(top, int(round(bound)))
         if top <= 1:
-            return OperandKind("binary", top, counts)
+            return OperandKind("binary", 1, counts)
         # A tracked neuron output keeps its "multi-level" nature only under its own quantum.
         kind = "multi-level" if (neuron and cand == q) else "integer"
         return OperandKind(kind, top, counts)
@@ -170,6 +194,8 @@ class OpRecord:
             ``fr × T × FLOPs``; 0 for a real driver).
         weight_elements: elements of the weight operand read per call (0 if both operands are activations).
         encoding: the site is the model's first synaptic operation (it sees the analog input).
+        fusible: a real-driven site whose input is an affine function of spikes (consecutive linear layers with no
+            neuron between them, e.g. a separable or re-parameterisable conv): it folds into the layer before it.
     """
 
     key: str
@@ -190,6 +216,7 @@ class OpRecord:
     paper_sops: float = 0.0
     weight_elements: int = 0
     encoding: bool = False
+    fusible: bool = False
 
     @property
     def firing_rate(self) -> float:
@@ -216,28 +243,42 @@ class OpRecord:
             "paper_sops": self.paper_sops,
             "weight_elements": self.weight_elements,
             "encoding": self.encoding,
+            "fusible": self.fusible,
         }
 
 
 # --- rules that propagate the quantum through non-synaptic operators --------------------------------------------
 
-# Data movement: the output holds the input's values (or a subset, or zeros).
-_SAME = {
+# Data movement: the output holds the input's values (a subset, a copy, a new layout); linear in the input.
+_MOVE = {
     "view", "_unsafe_view", "reshape", "_reshape_alias", "permute", "transpose", "t", "expand", "clone",
     "contiguous", "slice", "select", "unsqueeze", "squeeze", "flatten", "unflatten", "_to_copy", "to", "detach",
     "alias", "lift_fresh", "as_strided", "unfold", "index", "index_select", "gather", "repeat", "roll", "flip",
-    "narrow", "split", "split_with_sizes", "unbind", "chunk", "max_pool1d", "max_pool2d", "max_pool3d",
-    "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d",
-    "adaptive_max_pool2d", "adaptive_max_pool3d", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
-    "_upsample_nearest_exact2d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "neg", "abs", "relu",
-    "copy", "movedim", "swapaxes", "view_as", "expand_as", "masked_fill", "im2col", "col2im", "diagonal",
+    "narrow", "split", "split_with_sizes", "unbind", "chunk", "upsample_nearest1d", "upsample_nearest2d",
+    "upsample_nearest3d", "_upsample_nearest_exact2d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "neg",
+    "copy", "movedim", "swapaxes", "view_as", "expand_as", "im2col", "col2im", "diagonal",
 }
-_JOIN = {"cat", "stack", "where", "maximum", "minimum", "max", "min"}
+# Keep integers integers (same quantum) but are not linear.
+_NONLINEAR_SAME = {
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "abs", "relu",
+    "masked_fill", "clamp", "clamp_min", "clamp_max", "hardtanh",
+}
+_CONCAT = {"cat", "stack"}
+_SELECT = {"where", "maximum", "minimum", "max", "min"}
 _ADD = {"add", "sub", "rsub"}
 _SUM = {"sum", "cumsum"}
-_INTEGER_OUT = {"ge", "gt", "le", "lt", "eq", "ne", "logical_and", "logical_or", "logical_not", "logical_xor",
-                "round", "floor", "ceil", "trunc", "sign", "heaviside", "bitwise_and", "bitwise_or"}
-_CLAMP = {"clamp", "clamp_min", "clamp_max", "hardtanh"}
+_MEAN = {"mean", "avg_pool1d", "avg_pool2d", "avg_pool3d", "_adaptive_avg_pool2d", "_adaptive_avg_pool3d",
+         "adaptive_avg_pool1d"}
+_BATCH_NORM = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+               "batch_norm", "_batch_norm_impl_index", "cudnn_batch_norm", "miopen_batch_norm"}
+# Take only the shape (or nothing) of their input: the output is a constant, not an activation.
+_FACTORY = {"ones_like", "zeros_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
+            "new_zeros", "new_ones", "new_empty", "new_full", "empty_strided", "bernoulli"}
+_SYNAPTIC = {"convolution", "mm", "addmm", "bmm", "baddbmm"}
+_COMPARE = {"ge", "gt", "le", "lt", "eq", "ne", "logical_and", "logical_or", "logical_not", "logical_xor",
+            "heaviside", "bitwise_and", "bitwise_or"}
+_ROUND = {"round", "floor", "ceil", "trunc", "sign"}
 
 
 def _tensors(tree: Any) -> list[Tensor]:
@@ -253,16 +294,26 @@ def _tensors(tree: Any) -> list[Tensor]:
     return out
 
 
-def _join_q(qs: list[float | None]) -> float | None:
-    """Common quantum of tensors added or concatenated: the smallest, if every other is an integer multiple."""
+def _join(ms: list[_Meta], add: bool = False) -> tuple[float | None, float | None]:
+    """Common quantum and bound of tensors concatenated (``add=False``: the largest bound) or added (the bounds
+    add up). The quantum is the smallest one, if every other is an integer multiple of it."""
+    qs = [m.q for m in ms]
     if not qs or any(q is None for q in qs):
-        return None
+        return None, None
     small = min(qs)  # type: ignore[type-var]
-    for q in qs:
-        r = q / small  # type: ignore[operator]
+    bounds = []
+    for m in ms:
+        r = m.q / small  # type: ignore[operator]
         if abs(r - round(r)) > 1e-6:
-            return None
-    return small
+            return None, None
+        bounds.append(None if m.bound is None else m.bound * round(r))
+    if any(b is None for b in bounds):
+        return small, None
+    return small, (sum(bounds) if add else max(bounds))  # type: ignore[arg-type]
+
+
+def _prod(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a * b
 
 
 def _scalar(a: Any) -> float | None:
@@ -319,7 +370,7 @@ class SynapticOpCounter(TorchDispatchMode):
             self._in_neuron -= 1
             if isinstance(output, Tensor):
                 scale = float(module.spike_scale)
-                self._meta[output] = _Meta(1.0 / scale if scale > 0 else None, True)
+                self._meta[output] = _Meta(1.0 / scale if scale > 0 else None, float(module.max_level), neuron=True)
         # Pop up to and including this module (robust to a module whose forward raised earlier).
         while self._stack:
             _, m, _ = self._stack.pop()
@@ -368,95 +419,125 @@ class SynapticOpCounter(TorchDispatchMode):
             return out  # membrane arithmetic; the neuron's post-hook tags its output
         name = func.overloadpacket.__name__
         base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
+        if base in _FACTORY:
+            return out
         ins = _tensors(args) + _tensors(kwargs)
         metas = [self._meta.get(t) for t in ins]
         if not any(m is not None for m in metas):
             return out  # weights only (or constants): not an activation
-        if base in ("convolution", "mm", "addmm", "bmm", "baddbmm"):
+        if base in _SYNAPTIC:
             self._count_matmul_like(base, args, out)
         elif base == "mul" and len(args) >= 2 and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):
             if (self._meta.get(args[0]) is not None and self._meta.get(args[1]) is not None
                     and args[0].numel() > 1 and args[1].numel() > 1):
                 self._count_mask(args[0], args[1], out)
-        meta = self._propagate(base, args, kwargs, ins, metas, out)
+        meta = self._propagate(base, args, kwargs, ins, out)
         for t in _tensors(out):
             self._meta[t] = meta
         return out
 
-    def _propagate(self, base: str, args: tuple, kwargs: dict, ins: list[Tensor], metas: list, out: Any) -> _Meta:
-        first = self._meta.get(args[0]) if args and isinstance(args[0], Tensor) else None
-        if base in _SAME:
+    def _propagate(self, base: str, args: tuple, kwargs: dict, ins: list[Tensor], out: Any) -> _Meta:
+        """Meta of an operator's output from its inputs' (the rule sets are listed above the class)."""
+        meta = self._meta.get
+        first = meta(args[0]) if args and isinstance(args[0], Tensor) else None
+        if base in _MOVE:
             if base == "copy" and len(args) > 1 and isinstance(args[1], Tensor):
-                return self._meta.get(args[1]) or _REAL
+                return meta(args[1]) or _REAL
+            return first or _REAL
+        if base in _NONLINEAR_SAME:
             if base == "masked_fill" and _scalar(args[2] if len(args) > 2 else None) not in (0.0, None):
                 return _REAL
-            return first or _REAL
+            return _Meta(first.q, first.bound, first.neuron) if first is not None else _REAL
         if base == "constant_pad_nd":
             value = _scalar(args[2]) if len(args) > 2 else 0.0
-            return (first or _REAL) if value == 0.0 else _REAL
-        if base in _JOIN:
-            tens = ins if base not in ("where",) else ins[1:]
-            ms = [self._meta.get(t) for t in tens]
+            if first is None:
+                return _REAL
+            return first if value == 0.0 else _Meta(None, linear=_lin(first))
+        if base in _BATCH_NORM:
+            return _Meta(None, linear=_lin(first))
+        if base == "where" and len(args) == 3:
+            cond, values = args[0], [v for v in args[1:] if isinstance(v, Tensor)]
+            ms = [meta(v) for v in values]
+            if isinstance(cond, Tensor) and meta(cond) is None:
+                # a fixed mask choosing between activations and constants (e.g. a constant border): affine
+                acts = [m for m in ms if m is not None]
+                if len(acts) == 2:
+                    q, bound = _join(acts)
+                    return _Meta(q, bound, linear=all(_lin(m) for m in acts))
+                return _Meta(None, linear=bool(acts) and all(_lin(m) for m in acts))
+            if len(values) == 2 and all(m is not None for m in ms):
+                return _Meta(*_join(ms))  # type: ignore[arg-type]
+            return _REAL
+        if base in _CONCAT or base in _SELECT:
+            ms = [meta(t) for t in ins]
             if any(m is None for m in ms):
                 return _REAL
-            return _Meta(_join_q([m.q for m in ms]), all(m.neuron for m in ms))
+            q, bound = _join(ms)  # type: ignore[arg-type]
+            return _Meta(q, bound, all(m.neuron for m in ms), base in _CONCAT and all(_lin(m) for m in ms))
         if base in _ADD:
             if len(args) >= 2 and isinstance(args[1], Tensor):
-                ma, mb = self._meta.get(args[0]), self._meta.get(args[1])
-                if ma is None or mb is None:
-                    return _REAL
-                alpha = _scalar(kwargs.get("alpha", args[2] if len(args) > 2 else 1.0)) or 1.0
-                qb = mb.q * abs(alpha) if mb.q is not None else None
-                return _Meta(_join_q([ma.q, qb]))
-            return _REAL
+                ma, mb = meta(args[0]), meta(args[1])
+                if ma is not None and mb is not None:
+                    alpha = abs(_scalar(kwargs.get("alpha", args[2] if len(args) > 2 else 1.0)) or 1.0)
+                    mb_scaled = _Meta(mb.q * alpha if mb.q is not None else None, mb.bound)
+                    q, bound = _join([ma, mb_scaled], add=True)
+                    return _Meta(q, bound, linear=_lin(ma) and _lin(mb))
+                # an activation plus a constant tensor (a bias, a position embedding): affine, not integer
+                return _Meta(None, linear=_lin(ma if ma is not None else mb))
+            return _Meta(None, linear=_lin(first))
         if base in ("mul", "div"):
             a, b = (args + (None, None))[:2]
             # One activation times a constant (a Python number or a one-element tensor that is not an activation,
             # e.g. a scale buffer): the quantum scales. Division only as activation / constant.
             pairs = [(a, b)] if base == "div" else [(a, b), (b, a)]
             for act, const in pairs:
-                m = self._meta.get(act) if isinstance(act, Tensor) else None
+                m = meta(act) if isinstance(act, Tensor) else None
                 c = _scalar(const)
-                if c is None and isinstance(const, Tensor) and const.numel() == 1 and self._meta.get(const) is None:
+                if c is None and isinstance(const, Tensor) and const.numel() == 1 and meta(const) is None:
                     c = float(const.item())
                 if m is None or c is None:
                     continue
-                if m.q is None or c == 0.0:
-                    return _REAL if c != 0.0 else _Meta(1.0)
-                return _Meta(m.q * abs(c) if base == "mul" else m.q / abs(c), m.neuron)
-            if base == "mul" and isinstance(a, Tensor) and isinstance(b, Tensor):
-                ma, mb = self._meta.get(a), self._meta.get(b)
-                if ma is not None and mb is not None and ma.q is not None and mb.q is not None:
-                    return _Meta(ma.q * mb.q)
+                if c == 0.0:
+                    return _Meta(1.0, 0.0)
+                q = None if m.q is None else (m.q * abs(c) if base == "mul" else m.q / abs(c))
+                return _Meta(q, m.bound if q is not None else None, m.neuron, _lin(m))
+            if isinstance(a, Tensor) and isinstance(b, Tensor):
+                ma, mb = meta(a), meta(b)
+                if ma is not None and mb is not None:  # activation x activation: bilinear
+                    if base == "mul" and ma.q and mb.q:
+                        return _Meta(ma.q * mb.q, _prod(ma.bound, mb.bound))
+                    return _REAL
+                # activation x constant tensor (a layer scale): per-channel scaling, affine
+                return _Meta(None, linear=base == "mul" and _lin(ma if ma is not None else mb))
             return _REAL
-        if base in _SUM:
-            return _Meta(first.q) if first is not None else _REAL
-        if base in ("mean", "avg_pool1d", "avg_pool2d", "avg_pool3d", "_adaptive_avg_pool2d",
-                    "_adaptive_avg_pool3d", "adaptive_avg_pool1d"):
-            if first is None or first.q is None or not isinstance(out, Tensor) or out.numel() == 0:
+        if base in _SUM or base in _MEAN:
+            if first is None or not isinstance(out, Tensor) or out.numel() == 0:
                 return _REAL
-            n = args[0].numel() / out.numel()
+            n: float | None = args[0].numel() / out.numel()  # elements summed into one output element
             if base.startswith("avg_pool"):
                 n = self._avg_pool_divisor(args)
-            elif base.startswith("_adaptive") or base.startswith("adaptive"):
-                if any(i % o for i, o in zip(args[0].shape[2:], out.shape[2:])):
-                    return _REAL  # windows of unequal size: no common divisor
-            if n is None or n <= 0:
+            elif "adaptive" in base and any(i % o for i, o in zip(args[0].shape[2:], out.shape[2:])):
+                n = None  # windows of unequal size: no common divisor
+            if base == "cumsum":
+                n = float(args[0].shape[args[1]]) if len(args) > 1 else None
+            if first.q is None or not n:
+                return _Meta(None, linear=_lin(first))
+            q = first.q if base in _SUM else first.q / n
+            return _Meta(q, _prod(first.bound, n), linear=_lin(first))
+        if base in _SYNAPTIC:
+            x, w = (args[1], args[2]) if base in ("addmm", "baddbmm") else (args[0], args[1])
+            mx, mw = meta(x), meta(w)
+            if mx is not None and mw is not None:  # activation x activation: bilinear
+                extra = args[0] if base in ("addmm", "baddbmm") else (args[2] if base == "convolution" else None)
+                if mx.q is not None and mw.q is not None and extra is None:
+                    inner = float(x.shape[-1]) if base != "convolution" else float(w[0].numel())
+                    return _Meta(mx.q * mw.q, _prod(_prod(mx.bound, mw.bound), inner))
                 return _REAL
-            return _Meta(first.q / n)
-        if base in ("convolution", "mm", "addmm", "bmm", "baddbmm"):
-            if base in ("addmm", "baddbmm"):
-                return _REAL  # a bias (or accumulator) is added
-            ma, mb = self._meta.get(args[0]), self._meta.get(args[1])
-            if ma is not None and mb is not None and ma.q is not None and mb.q is not None:
-                if base == "convolution" and args[2] is not None:
-                    return _REAL
-                return _Meta(ma.q * mb.q)
-            return _REAL
-        if base in _INTEGER_OUT:
+            return _Meta(None, linear=_lin(mx if mx is not None else mw))
+        if base in _COMPARE:
+            return _Meta(1.0, 1.0)
+        if base in _ROUND:
             return _Meta(1.0)
-        if base in _CLAMP:
-            return _Meta(first.q) if first is not None else _REAL
         return _REAL
 
     @staticmethod
@@ -482,7 +563,7 @@ class SynapticOpCounter(TorchDispatchMode):
         meta = self._meta.get(x)
         if meta is None:
             return None
-        return classify(x, meta.q, neuron=meta.neuron, fallback=self._fallback)
+        return classify(x, meta.q, bound=meta.bound, neuron=meta.neuron, fallback=self._fallback)
 
     def _site(self, op: str) -> OpRecord:
         if self._stack:
@@ -512,6 +593,7 @@ class SynapticOpCounter(TorchDispatchMode):
         acs: int,
         weight_elements: int,
         driver_tensor: Tensor | None,
+        linear_input: bool = False,
     ) -> None:
         rec.calls += 1
         rec.dense_flops += int(dense)
@@ -522,6 +604,8 @@ class SynapticOpCounter(TorchDispatchMode):
                 rec.operand_kinds[i] = lab
         dk = kinds[driver] if driver is not None else None
         if dk is None or dk.kind == "real":
+            # fusible only if every real-driven call took an affine function of spikes
+            rec.fusible = linear_input if rec.macs == 0 else (rec.fusible and linear_input)
             rec.macs += int(dense)
             kind, level = "real", 0
         else:
@@ -568,7 +652,9 @@ class SynapticOpCounter(TorchDispatchMode):
             fan_out = N if driver == 0 else M
             acs = int(round(float(counts.sum(dtype=torch.float64)))) * fan_out  # type: ignore[union-attr]
         weight = b if kb is None else (a if ka is None else None)
-        self._record(rec, kinds, driver, dense, acs, weight.numel() if weight is not None else 0, tensor)
+        act = a if ka is not None else b
+        linear = weight is not None and _lin(self._meta.get(act))
+        self._record(rec, kinds, driver, dense, acs, weight.numel() if weight is not None else 0, tensor, linear)
 
     def _count_conv(self, args: tuple, out: Tensor) -> None:
         x, w, _bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
@@ -593,7 +679,9 @@ class SynapticOpCounter(TorchDispatchMode):
             tensor = w
             acs = int(round(float(kw.counts.sum(dtype=torch.float64)))) * (out.numel() // max(c_out, 1))  # type: ignore[union-attr]
         weight = w if kw is None else (x if kx is None else None)
-        self._record(rec, kinds, driver, dense, acs, weight.numel() if weight is not None else 0, tensor)
+        act = x if kx is not None else w
+        linear = weight is not None and _lin(self._meta.get(act))
+        self._record(rec, kinds, driver, dense, acs, weight.numel() if weight is not None else 0, tensor, linear)
 
     @staticmethod
     def _conv_events(counts, w, stride, padding, dilation, transposed, output_padding, groups, c_out) -> int:

@@ -431,9 +431,9 @@ def read_gesture_labels(source: Source, *, num_classes: int = 11) -> np.ndarray:
                                   expected="three integers: class,startTime_usec,endTime_usec") from None
         if not 1 <= c <= num_classes:
             raise DataFormatError(name, f"class {c} out of range", line=ln, expected=f"a class in 1..{num_classes}")
-        if e <= s or s < 0:
-            raise DataFormatError(name, f"empty or negative interval [{s}, {e})", line=ln,
-                                  expected="0 <= startTime_usec < endTime_usec")
+        if e <= s or s < 0 or e >= 2 ** 62:
+            raise DataFormatError(name, f"empty, negative or huge interval [{s}, {e})", line=ln,
+                                  expected="0 <= startTime_usec < endTime_usec < 2**62")
         rows.append((c - 1, s, e))
     return np.array(rows, GESTURE_LABEL_DTYPE)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from .events import as_events
 
-__all__ = ["events_to_frames", "FrameCache", "default_cache_dir", "CACHE_VERSION"]
+__all__ = ["events_to_frames", "frames_to_rgb_strip", "FrameCache", "default_cache_dir", "CACHE_VERSION"]
 
 #: Bumped whenever the meaning of cached frames changes; part of every cache key.
 CACHE_VERSION = 1
@@ -85,6 +85,29 @@ def events_to_frames(events: np.ndarray, *, T: int, sensor_size: tuple[int, int]
         x, y = (x * wo) // w, (y * ho) // h
     flat = ((frame * 2 + p) * ho + y) * wo + x
     out += np.bincount(flat, minlength=out.size).reshape(out.shape).astype(np.int32)
+    return out
+
+
+def frames_to_rgb_strip(frames: np.ndarray, *, gap: int = 1) -> np.ndarray:
+    """Render frames ``[T, 2, H, W]`` as one uint8 RGB image ``[H, T*W + (T-1)*gap, 3]`` (e.g. for a PNG).
+
+    ON counts are drawn in red, OFF counts in blue on black, each scaled by the 99th percentile of the
+    non-zero counts over all frames (so one hot pixel does not wash out the rest); frames are separated by grey
+    columns of width ``gap``.
+    """
+    f = np.asarray(frames, np.float64)
+    if f.ndim != 4 or f.shape[1] != 2:
+        raise ValueError(f"frames must be [T, 2, H, W], got shape {f.shape}")
+    t, _, h, w = f.shape
+    nz = f[f > 0]
+    scale = float(np.percentile(nz, 99)) if nz.size else 1.0
+    v = np.clip(f / max(scale, 1e-12), 0, 1)
+    out = np.full((h, t * w + (t - 1) * gap, 3), 128, np.uint8)
+    for i in range(t):
+        tile = np.zeros((h, w, 3))
+        tile[..., 0] = v[i, 1]  # ON -> red
+        tile[..., 2] = v[i, 0]  # OFF -> blue
+        out[:, i * (w + gap): i * (w + gap) + w] = np.round(tile * 255).astype(np.uint8)
     return out
 
 

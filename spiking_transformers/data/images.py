@@ -380,7 +380,8 @@ def _cifar_from_binary(path: Path, n_label_bytes: int, label_byte: int) -> tuple
         raise DataFormatError(path, "file not found") from None
     rec = n_label_bytes + 3072
     if raw.size == 0 or raw.size % rec:
-        raise DataFormatError(path, f"{raw.size} bytes is not a whole number of records", offset=raw.size - raw.size % rec,
+        raise DataFormatError(path, f"{raw.size} bytes is not a whole number of records",
+                              offset=raw.size - raw.size % rec,
                               expected=f"records of {rec} bytes ({n_label_bytes} label byte(s) + 3072 pixels)")
     r = raw.reshape(-1, rec)
     return r[:, n_label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), r[:, label_byte].astype(np.int64)

@@ -12,6 +12,7 @@ state-dict keys and neuron module paths carry over unchanged. Modules that the o
 Contents:
     :class:`Erode`: the official ``dvs_mode`` 3x3 max filter.
     :class:`MSSPS`: the MS spiking patch splitting tokenizer (4 conv stages + a relative position conv).
+    :class:`SDTProjections`: the Q/K/V/output projections shared by SDSA and STAtten's attention.
     :class:`SpikeDrivenSelfAttention`: SDSA, ``Y = Q * SN_0.5(sum_N K * V)``.
     :class:`MSMLP`: the two-layer 1x1-conv MLP with its membrane shortcut.
     :class:`MSBlock`: attention + MLP, the attention class passed in.
@@ -24,21 +25,20 @@ from typing import Callable, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..neurons.lif import Neuron
 from ..neurons import get_spike_layer
-from ._shapes import fold_time, unfold_time
+from ..neurons.lif import Neuron
+from .ops import folded, merge_heads, split_heads
+from .spikformer_blocks import SPSStages
 
 __all__ = [
     "SpikeLayer",
     "resolve_spike_layer",
-    "conv_bn",
     "Erode",
     "MSSPS",
+    "SDTProjections",
     "SpikeDrivenSelfAttention",
     "MSMLP",
     "MSBlock",
-    "split_heads",
-    "merge_heads",
 ]
 
 # A neuron factory: ``spike_layer()`` for a threshold-1 neuron, ``spike_layer(v_threshold=0.5)`` for the attention
@@ -46,15 +46,13 @@ __all__ = [
 # are the official ones (tau 2, hard reset to 0, detached reset, sigmoid surrogate with alpha 4).
 SpikeLayer = Callable[..., Neuron]
 
+# The attention-mask / attention-output neurons fire at half the usual threshold (SDT V1 and STAtten).
+ATTN_V_THRESHOLD = 0.5
+
 
 def resolve_spike_layer(spike_layer: str | SpikeLayer) -> SpikeLayer:
     """``"lif"`` / ``"plif"`` -> a neuron factory; a factory is returned unchanged."""
     return get_spike_layer(spike_layer) if isinstance(spike_layer, str) else spike_layer
-
-
-def conv_bn(conv: nn.Module, bn: nn.Module, x: Tensor) -> Tensor:
-    """``bn(conv(.))`` over folded time: ``[T, B, C, H, W] -> [T, B, C', H', W']``."""
-    return unfold_time(bn(conv(fold_time(x))), x.shape[0])
 
 
 class Erode(nn.Module):
@@ -65,6 +63,9 @@ class Erode(nn.Module):
     neighbouring channels of a head; CIFAR10-DVS checkpoints depend on that, so it is kept as is. It is computed by
     the same ``max_pool3d`` call as the official ``nn.MaxPool3d((1, 3, 3))``, so gradients pick the same element
     among tied maxima.
+
+    Shape:
+        ``x: [T, B, C, H, W]`` (or ``[T, B, h, N, d]``) -> the same shape.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -73,28 +74,14 @@ class Erode(nn.Module):
         return F.max_pool3d(x, kernel_size=(1, 3, 3), stride=1, padding=(0, 1, 1))
 
 
-def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """``[T, B, C, H, W] -> [T, B, h, N, d]`` with channel ``c = head * d + j`` (contiguous)."""
-    T, B, C, H, W = x.shape
-    # [T, B, C, N] -> [T, B, N, C] -> [T, B, N, h, d] -> [T, B, h, N, d]
-    x = x.flatten(3).transpose(-1, -2).reshape(T, B, H * W, num_heads, C // num_heads)
-    return x.permute(0, 1, 3, 2, 4).contiguous()
-
-
-def merge_heads(x: Tensor, H: int, W: int) -> Tensor:
-    """``[T, B, h, N, d] -> [T, B, C, H, W]`` (inverse of :func:`split_heads`)."""
-    T, B, h, _, d = x.shape
-    # [T, B, h, d, N] read as [T, B, C, N] with c = head * d + j
-    return x.transpose(3, 4).reshape(T, B, h * d, H, W).contiguous()
-
-
-class MSSPS(nn.Module):
+class MSSPS(SPSStages):
     """MS spiking patch splitting: ``[T, B, C_in, H, W]`` input -> real-valued tokens ``[T, B, D, H', W']``.
 
     Stages 0-2: Conv3x3 (no bias) -> BN -> neuron -> optional MaxPool 3/2/1. Stage 3: Conv3x3 -> BN -> optional
     MaxPool, applied to the BN output before any spike, giving ``F``. Then a relative position term
     ``R = BN(Conv3x3(SN(F)))`` and the output ``F + R`` (real-valued; it feeds the membrane-shortcut stream).
-    Widths are D/8, D/4, D/2, D.
+    Widths are D/8, D/4, D/2, D; layer names are those of Spikformer's SPS
+    (:class:`~spiking_transformers.layers.spikformer_blocks.SPSStages`), without ``rpe_lif``.
 
     Args:
         in_chans: input channels.
@@ -104,26 +91,15 @@ class MSSPS(nn.Module):
         spike_layer: neuron factory.
     """
 
-    _SUFFIX = ("", "1", "2", "3")
-
     def __init__(
         self, *, in_chans: int, embed_dim: int, pool_stages: Sequence[bool], spike_layer: str | SpikeLayer = "lif"
     ) -> None:
-        super().__init__()
         if embed_dim % 8:
             raise ValueError(f"embed_dim must be a multiple of 8 (SPS widths D/8, D/4, D/2), got {embed_dim}")
         if len(pool_stages) != 4:
             raise ValueError(f"pool_stages needs 4 booleans, got {pool_stages!r}")
-        spike_layer = resolve_spike_layer(spike_layer)
+        super().__init__(in_chans=in_chans, embed_dim=embed_dim, spike_layer=resolve_spike_layer(spike_layer))
         self.pool_stages = tuple(bool(p) for p in pool_stages)
-        widths = (in_chans, embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim)
-        # Official names: proj_conv, proj_conv1, proj_conv2, proj_conv3 (and the same for bn and lif).
-        for i, sfx in enumerate(self._SUFFIX):
-            setattr(self, f"proj_conv{sfx}", nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False))
-            setattr(self, f"proj_bn{sfx}", nn.BatchNorm2d(widths[i + 1]))
-            setattr(self, f"proj_lif{sfx}", spike_layer())
-        self.rpe_conv = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1, bias=False)
-        self.rpe_bn = nn.BatchNorm2d(embed_dim)
 
     @property
     def reduction(self) -> int:
@@ -136,21 +112,58 @@ class MSSPS(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, C_in, H, W]`` -> ``[T, B, D, H / r, W / r]`` real-valued (r = :attr:`reduction`)."""
-        T = x.shape[0]
-        for i, sfx in enumerate(self._SUFFIX[:3]):
-            x = conv_bn(getattr(self, f"proj_conv{sfx}"), getattr(self, f"proj_bn{sfx}"), x)
-            x = getattr(self, f"proj_lif{sfx}")(x)
+        for i in range(3):
+            x = self.stage_spike(i, self.stage_conv_bn(i, x))
             if self.pool_stages[i]:
-                x = unfold_time(self._pool(fold_time(x)), T)
-        feat = self.proj_bn3(self.proj_conv3(fold_time(x)))  # [T*B, D, H, W]
+                x = folded(x, self._pool)
+        feat = self.stage_conv_bn(3, x)
         if self.pool_stages[3]:
-            feat = self._pool(feat)  # pooled before the spike, unlike stages 0-2
-        s = self.proj_lif3(unfold_time(feat, T))
-        rpe = self.rpe_bn(self.rpe_conv(fold_time(s)))
-        return unfold_time(rpe + feat, T)
+            feat = folded(feat, self._pool)  # pooled before the spike, unlike stages 0-2
+        rpe = folded(self.stage_spike(3, feat), self.rpe_conv, self.rpe_bn)
+        return rpe + feat
 
 
-class SpikeDrivenSelfAttention(nn.Module):
+class SDTProjections(nn.Module):
+    """The layers of SDT V1's attention and of STAtten's, under the official names.
+
+    A shortcut neuron ``shortcut_lif`` on the real-valued stream; Q, K, V projections ``{q,k,v}_conv`` (1x1, no
+    bias), ``{q,k,v}_bn``, ``{q,k,v}_lif``; the output projection ``proj_conv`` (1x1, bias) + ``proj_bn``; and
+    ``erode`` (:class:`Erode` with ``dvs_mode``, identity otherwise). Subclasses add their attention neuron and write
+    ``forward``.
+
+    Args:
+        dim: channels C (a multiple of ``num_heads``).
+        num_heads: heads h.
+        spike_layer: neuron factory.
+        dvs_mode: build the Erode filter.
+    """
+
+    def __init__(self, dim: int, num_heads: int, *, spike_layer: SpikeLayer, dvs_mode: bool) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.shortcut_lif = spike_layer()
+        for name in ("q", "k", "v"):
+            setattr(self, f"{name}_conv", nn.Conv2d(dim, dim, 1, 1, bias=False))
+            setattr(self, f"{name}_bn", nn.BatchNorm2d(dim))
+            setattr(self, f"{name}_lif", spike_layer())
+        self.proj_conv = nn.Conv2d(dim, dim, 1, 1)
+        self.proj_bn = nn.BatchNorm2d(dim)
+        self.erode = Erode() if dvs_mode else nn.Identity()
+
+    def project(self, name: str, s: Tensor, *, erode: bool = True) -> Tensor:
+        """Spikes ``s: [T, B, C, H, W]`` -> heads of ``SN(BN(W_name s))``, ``[T, B, h, N, d]`` (eroded if asked)."""
+        conv, bn, lif = (getattr(self, f"{name}_{part}") for part in ("conv", "bn", "lif"))
+        y = lif(folded(s, conv, bn))
+        return split_heads(self.erode(y) if erode else y, self.num_heads)
+
+    def out_proj(self, y: Tensor) -> Tensor:
+        """``BN(W_p y + b_p)`` over folded time: ``[T, B, C, H, W] -> [T, B, C, H, W]``."""
+        return folded(y, self.proj_conv, self.proj_bn)
+
+
+class SpikeDrivenSelfAttention(SDTProjections):
     r"""Spike-driven self-attention (SDSA) of SDT V1, as the official code computes it.
 
     .. math::
@@ -178,31 +191,20 @@ class SpikeDrivenSelfAttention(nn.Module):
     def __init__(
         self, dim: int, num_heads: int = 8, *, spike_layer: str | SpikeLayer = "lif", dvs_mode: bool = False
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
         spike_layer = resolve_spike_layer(spike_layer)
-        self.num_heads = num_heads
-        self.shortcut_lif = spike_layer()
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_conv", nn.Conv2d(dim, dim, 1, 1, bias=False))
-            setattr(self, f"{name}_bn", nn.BatchNorm2d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
+        super().__init__(dim, num_heads, spike_layer=spike_layer, dvs_mode=dvs_mode)
         # Official name of the column-sum neuron; the Conv1d "talking_heads" beside it is never used and not built.
-        self.talking_heads_lif = spike_layer(v_threshold=0.5)
-        self.proj_conv = nn.Conv2d(dim, dim, 1, 1)
-        self.proj_bn = nn.BatchNorm2d(dim)
-        self.erode = Erode() if dvs_mode else nn.Identity()
+        self.talking_heads_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x: [T, B, C, H, W]`` real-valued stream -> branch ``[T, B, C, H, W]``."""
         H, W = x.shape[-2:]
         s = self.shortcut_lif(x)
-        q = split_heads(self.q_lif(conv_bn(self.q_conv, self.q_bn, s)), self.num_heads)
-        k = split_heads(self.erode(self.k_lif(conv_bn(self.k_conv, self.k_bn, s))), self.num_heads)
-        v = split_heads(self.erode(self.v_lif(conv_bn(self.v_conv, self.v_bn, s))), self.num_heads)
+        q = self.project("q", s, erode=False)  # the official dvs_mode filters K and V here, not Q
+        k, v = self.project("k", s), self.project("v", s)
         kv = self.erode(k * v).sum(dim=-2, keepdim=True)  # [T, B, h, 1, d], integer counts
         y = self.erode(q * self.talking_heads_lif(kv))  # [T, B, h, N, d] binary
-        return conv_bn(self.proj_conv, self.proj_bn, merge_heads(y, H, W))
+        return self.out_proj(merge_heads(y, H, W))
 
 
 class MSMLP(nn.Module):
@@ -227,12 +229,13 @@ class MSMLP(nn.Module):
         self.fc2_bn = nn.BatchNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x: [T, B, C, H, W]`` stream -> updated stream ``[T, B, C, H, W]``."""
         identity = x
-        h = conv_bn(self.fc1_conv, self.fc1_bn, self.fc1_lif(x))
+        h = folded(self.fc1_lif(x), self.fc1_conv, self.fc1_bn)
         if self.inner_shortcut:
             h = identity + h
             identity = h
-        return conv_bn(self.fc2_conv, self.fc2_bn, self.fc2_lif(h)) + identity
+        return folded(self.fc2_lif(h), self.fc2_conv, self.fc2_bn) + identity
 
 
 class MSBlock(nn.Module):

@@ -30,15 +30,16 @@ from torch import Tensor, nn
 
 from ..neurons.lif import LIF, Neuron
 from ._shapes import TimeDistributed, fold_time, unfold_time
+from .ops import folded
 
 __all__ = [
     "SpikeLayer",
+    "SPSStages",
     "SpikingPatchSplitting",
     "SpikingSelfAttention",
     "SpikingMlp",
     "SpikformerBlock",
     "linear_bn",
-    "conv_bn",
 ]
 
 # A factory of neuron modules: called with keyword overrides (e.g. ``v_threshold=0.5``), returns a fresh Neuron.
@@ -67,17 +68,48 @@ def linear_bn(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d) -> Tensor:
     return unfold_time(y, T)
 
 
-def conv_bn(x: Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tensor:
-    """Conv2d then BatchNorm2d on every time step at once: ``[T, B, C, H, W] -> [T, B, C', H', W']``."""
-    return unfold_time(bn(conv(fold_time(x))), x.shape[0])
-
-
 def _stage_suffix(i: int) -> str:
     # Official names: proj_conv, proj_conv1, proj_conv2, proj_conv3 (and likewise for bn, lif, maxpool).
     return "" if i == 0 else str(i)
 
 
-class SpikingPatchSplitting(nn.Module):
+class SPSStages(nn.Module):
+    """The layers every spiking patch splitting of the Spikformer lineage holds, under the official names.
+
+    Four Conv3x3 (no bias) + BatchNorm2d + neuron stages ``proj_conv{s}``, ``proj_bn{s}``, ``proj_lif{s}``
+    (``s`` = "", "1", "2", "3") of widths ``D/8, D/4, D/2, D``, and the relative-position Conv3x3 + BN ``rpe_conv``,
+    ``rpe_bn``. Subclasses add the pooling and write ``forward``: Spikformer's SPS
+    (:class:`SpikingPatchSplitting`) and SDT V1's MS-SPS (:class:`~spiking_transformers.layers.sdt_blocks.MSSPS`)
+    differ only in where they pool and how the position term joins.
+
+    Args:
+        in_chans: input channels.
+        embed_dim: output width ``D``.
+        spike_layer: neuron factory.
+    """
+
+    def __init__(self, *, in_chans: int, embed_dim: int, spike_layer: SpikeLayer) -> None:
+        super().__init__()
+        widths = [in_chans] + [embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim]
+        for i in range(SPS_STAGES):
+            s = _stage_suffix(i)
+            setattr(self, f"proj_conv{s}", nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False))
+            setattr(self, f"proj_bn{s}", nn.BatchNorm2d(widths[i + 1]))
+            setattr(self, f"proj_lif{s}", spike_layer())
+        self.rpe_conv = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1, bias=False)
+        self.rpe_bn = nn.BatchNorm2d(embed_dim)
+
+    def stage_conv_bn(self, i: int, x: Tensor) -> Tensor:
+        """Conv and BN of stage ``i`` over folded time: ``[T, B, C_i, H, W] -> [T, B, C_{i+1}, H, W]``."""
+        s = _stage_suffix(i)
+        return folded(x, getattr(self, f"proj_conv{s}"), getattr(self, f"proj_bn{s}"))
+
+    def stage_spike(self, i: int, x: Tensor) -> Tensor:
+        """The neuron of stage ``i``."""
+        return getattr(self, f"proj_lif{_stage_suffix(i)}")(x)
+
+
+class SpikingPatchSplitting(SPSStages):
     """Spikformer's tokenizer: four Conv3x3-BN-LIF stages, max-pools on spikes, and a spiking conv position term.
 
     Stage ``i`` maps ``D * 2**i / 8`` channels (the input's ``in_chans`` for stage 0) to ``D * 2**(i+1) / 8`` with
@@ -99,24 +131,17 @@ class SpikingPatchSplitting(nn.Module):
     """
 
     def __init__(self, *, in_chans: int, embed_dim: int, patch_size: int, spike_layer: SpikeLayer = LIF) -> None:
-        super().__init__()
         num_pools = round(math.log2(patch_size)) if patch_size >= 1 else -1
         if not (0 <= num_pools <= SPS_STAGES and 2**num_pools == patch_size):
             raise ValueError(f"patch_size must be a power of two from 1 to {2**SPS_STAGES}, got {patch_size}")
         if embed_dim < 8:
             raise ValueError(f"embed_dim must be at least 8 (SPS stage 0 has embed_dim // 8 channels), got {embed_dim}")
+        super().__init__(in_chans=in_chans, embed_dim=embed_dim, spike_layer=spike_layer)
         self.patch_size = patch_size
-        widths = [in_chans] + [embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim]
         for i in range(SPS_STAGES):
-            s = _stage_suffix(i)
-            setattr(self, f"proj_conv{s}", nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False))
-            setattr(self, f"proj_bn{s}", nn.BatchNorm2d(widths[i + 1]))
-            setattr(self, f"proj_lif{s}", spike_layer())
             pooled = i >= SPS_STAGES - num_pools
             pool = TimeDistributed(nn.MaxPool2d(kernel_size=3, stride=2, padding=1)) if pooled else nn.Identity()
-            setattr(self, f"maxpool{s}", pool)
-        self.rpe_conv = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1, bias=False)
-        self.rpe_bn = nn.BatchNorm2d(embed_dim)
+            setattr(self, f"maxpool{_stage_suffix(i)}", pool)
         self.rpe_lif = spike_layer()
 
     def grid_size(self, img_size: tuple[int, int]) -> tuple[int, int]:
@@ -127,11 +152,11 @@ class SpikingPatchSplitting(nn.Module):
         return h, w
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x: [T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` with values in {0, 1, 2}."""
         for i in range(SPS_STAGES):
-            s = _stage_suffix(i)
-            x = getattr(self, f"proj_lif{s}")(conv_bn(x, getattr(self, f"proj_conv{s}"), getattr(self, f"proj_bn{s}")))
-            x = getattr(self, f"maxpool{s}")(x)  # pooling acts on spikes, after the LIF
-        x = x + self.rpe_lif(conv_bn(x, self.rpe_conv, self.rpe_bn))  # [T, B, D, H', W'], values in {0, 1, 2}
+            x = self.stage_spike(i, self.stage_conv_bn(i, x))
+            x = getattr(self, f"maxpool{_stage_suffix(i)}")(x)  # pooling acts on spikes, after the LIF
+        x = x + self.rpe_lif(folded(x, self.rpe_conv, self.rpe_bn))  # [T, B, D, H', W'], values in {0, 1, 2}
         return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
 
 

@@ -31,14 +31,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..layers.ops import merge_heads
 from ..layers.sdt_blocks import (
-    Erode,
+    ATTN_V_THRESHOLD,
+    SDTProjections,
     SpikeDrivenSelfAttention,
     SpikeLayer,
-    conv_bn,
-    merge_heads,
     resolve_spike_layer,
-    split_heads,
 )
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
@@ -69,7 +68,7 @@ STATTEN_PAPER = Paper(
 )
 
 
-class SpatioTemporalAttention(nn.Module):
+class SpatioTemporalAttention(SDTProjections):
     r"""STAtten's block-wise spatio-temporal spiking attention, on SDT V1's projections.
 
     With ``S = SN(X)`` and ``Q, K, V = SN(BN(W S))`` split into heads ``[T, B, h, N, d]``, the ``T`` steps are cut
@@ -101,24 +100,13 @@ class SpatioTemporalAttention(nn.Module):
         spike_layer: str | SpikeLayer = "lif",
         dvs_mode: bool = False,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         spike_layer = resolve_spike_layer(spike_layer)
-        self.num_heads = num_heads
+        super().__init__(dim, num_heads, spike_layer=spike_layer, dvs_mode=dvs_mode)
         self.chunk_size = chunk_size
         self.dvs_mode = bool(dvs_mode)
-        self.shortcut_lif = spike_layer()
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_conv", nn.Conv2d(dim, dim, 1, 1, bias=False))
-            setattr(self, f"{name}_bn", nn.BatchNorm2d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
-        self.attn_lif = spike_layer(v_threshold=0.5)
-        self.proj_conv = nn.Conv2d(dim, dim, 1, 1)
-        self.proj_bn = nn.BatchNorm2d(dim)
-        self.erode = Erode() if dvs_mode else nn.Identity()
+        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
 
     def _chunks(self, x: Tensor) -> Tensor:
         """``[T, B, h, N, d] -> [T/c, B, h, c*N, d]``: the c steps of a group stacked along the tokens."""
@@ -128,14 +116,13 @@ class SpatioTemporalAttention(nn.Module):
         return x.reshape(T // c, B, h, c * N, d)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x: [T, B, C, H, W]`` real-valued stream -> branch ``[T, B, C, H, W]``."""
         T, B, C, H, W = x.shape
         if T % self.chunk_size:
             raise ValueError(f"STAtten chunk_size {self.chunk_size} does not divide the number of time steps T={T}")
         s = self.shortcut_lif(x)
         pooled = self.erode(s) if self.dvs_mode else None
-        q = split_heads(self.erode(self.q_lif(conv_bn(self.q_conv, self.q_bn, s))), self.num_heads)
-        k = split_heads(self.erode(self.k_lif(conv_bn(self.k_conv, self.k_bn, s))), self.num_heads)
-        v = split_heads(self.erode(self.v_lif(conv_bn(self.v_conv, self.v_bn, s))), self.num_heads)
+        q, k, v = self.project("q", s), self.project("k", s), self.project("v", s)  # [T, B, h, N, d]
         # Same Python float as upstream (1 / H, or 1 / (H * H * c)), so scaled values round identically.
         scale = 1 / (H * H * self.chunk_size) if self.dvs_mode else 1 / H
         kv = (self._chunks(k).transpose(-2, -1) @ self._chunks(v)) * scale  # [T/c, B, h, d, d]
@@ -145,7 +132,7 @@ class SpatioTemporalAttention(nn.Module):
         y = self.attn_lif(merge_heads(out, H, W))  # [T, B, C, H, W] binary
         if pooled is not None:
             y = y * pooled + pooled
-        return conv_bn(self.proj_conv, self.proj_bn, y)
+        return self.out_proj(y)
 
 
 class STAtten(SpikeDrivenTransformer):

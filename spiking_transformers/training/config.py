@@ -12,8 +12,10 @@ data-parallel run (each process gets ``batch_size // world_size``); one optimise
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import fnmatch
+import functools
 import json
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -175,10 +177,16 @@ def recipe_path(name: str) -> Path:
 
 
 def _read_recipe(name: str) -> dict[str, Any]:
+    path = recipe_path(name)
+    return copy.deepcopy(_parse_recipe(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_recipe(path: str, _mtime: int) -> dict[str, Any]:
+    # Cached per (file, modification time): recipes_for_model reads every recipe for every model.
     import yaml
 
-    path = recipe_path(name)
-    doc = yaml.safe_load(path.read_text())
+    doc = yaml.safe_load(Path(path).read_text())
     if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
         raise ValueError(f"recipe {path} must be a mapping with a 'config' mapping")
     return doc

@@ -77,12 +77,15 @@ def configure_threads(threads: int, local_world_size: int = 1) -> int:
 
 
 def autocast_context(amp: str, device: torch.device):
-    """``torch.autocast`` for ``amp`` ("bf16": bfloat16 on CPU or GPU; "fp16": float16, GPU only), else no-op."""
+    """``torch.autocast`` for ``amp`` ("bf16": bfloat16; "fp16": float16 on GPU, bfloat16 on CPU), else no-op.
+
+    The official recipes' AMP is float16 on GPUs; CPUs autocast only to bfloat16, so a recipe's "fp16" becomes
+    bfloat16 there (no loss scaling needed).
+    """
     if amp == "none":
         return nullcontext()
-    if amp == "fp16" and device.type == "cpu":
-        raise ValueError("amp='fp16' needs a GPU; use amp='bf16' on CPU")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    half = torch.float16 if (amp == "fp16" and device.type != "cpu") else torch.bfloat16
+    return torch.autocast(device.type, dtype=half)
 
 
 class _Forward(nn.Module):
@@ -227,7 +230,8 @@ class Trainer:
             self.optimizer, base_lr=c.lr, min_lr=c.min_lr, warmup_lr=c.warmup_lr,
             warmup_steps=round(c.warmup_epochs * self.steps_per_epoch), cosine_steps=c.epochs * self.steps_per_epoch,
         )
-        self.scaler = torch.amp.GradScaler(self.device.type) if c.amp == "fp16" else None
+        # Loss scaling only for float16 (GPU); bfloat16 has float32's exponent range.
+        self.scaler = torch.amp.GradScaler(self.device.type) if (c.amp == "fp16" and self.device.type != "cpu") else None
         self.ema = ModelEMA(model, c.ema_decay) if c.ema_decay > 0 else None
         self.mix_gen = torch.Generator().manual_seed(c.seed * 7919 + env.rank)
         self.mixup = Mixup(

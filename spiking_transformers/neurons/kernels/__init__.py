@@ -1,7 +1,7 @@
 """Faster implementations of the same neurons, chosen from tables of back ends.
 
 ``"torch"`` is the reference (``neurons/lif.py``). ``"fused"`` runs all T steps in one autograd node (see
-:mod:`.fused`). Every back end is tested against the reference, forward and backward (``tests/test_kernels.py``).
+:mod:`.fused`); ``"cpp"`` does the same in a compiled C++ loop (see :mod:`.cpp`; PLIF uses ``"fused"``). Every back end is tested against the reference, forward and backward (``tests/test_kernels.py``).
 
 Tables: :data:`~spiking_transformers.neurons.lif.BACKENDS` for LIF (signature of ``lif_multistep``),
 :data:`IF_BACKENDS` (``if_multistep``) and :data:`PLIF_BACKENDS` (``plif_multistep``). :func:`set_backend` switches
@@ -20,6 +20,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from ..lif import BACKENDS, IF, LIF, ParametricLIF, if_multistep, plif_multistep, register_backend
+from .cpp import if_multistep_cpp, lif_multistep_cpp
 from .fused import if_multistep_fused, lif_multistep_fused, plif_multistep_fused
 
 __all__ = [
@@ -36,9 +37,16 @@ __all__ = [
 
 if "fused" not in BACKENDS:
     register_backend("fused", lif_multistep_fused)
+if "cpp" not in BACKENDS:
+    # Compiled on first use, not here; falls back to "fused" (with one warning) where it cannot be built.
+    register_backend("cpp", lif_multistep_cpp)
 
 # name -> function with the signature of ``if_multistep`` / ``plif_multistep``.
-IF_BACKENDS: dict[str, Callable[..., Tensor]] = {"torch": if_multistep, "fused": if_multistep_fused}
+IF_BACKENDS: dict[str, Callable[..., Tensor]] = {
+    "torch": if_multistep,
+    "fused": if_multistep_fused,
+    "cpp": if_multistep_cpp,
+}
 PLIF_BACKENDS: dict[str, Callable[..., Tensor]] = {"torch": plif_multistep, "fused": plif_multistep_fused}
 
 

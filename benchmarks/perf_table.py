@@ -1,0 +1,60 @@
+"""Measure the performance table of docs/performance.md (issue 7): Spikformer-4-384 and SDT-2-512 on CIFAR, T=4.
+
+Each configuration runs in a fresh process through ``spiking-transformers bench`` machinery (median of 5 steps
+after one warm-up, float32, 2 threads, peak RSS of the child). Usage::
+
+    python benchmarks/perf_table.py [--out benchmarks/results.json] [--repeats 5] [--only spikformer]
+
+Prints a markdown table; writes every raw result to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from spiking_transformers.commands.bench import machine_info, run_child
+
+MODELS = ["spikformer_4_384_cifar10", "sdt_2_512_cifar10"]
+# (label, mode, batch, backend, compact_saves, fold_bn)
+CONFIGS = [
+    ("torch reference", "train", 32, "torch", False, False),
+    ("fused neurons", "train", 32, "fused", False, False),
+    ("fused + uint8 saves (best)", "train", 32, "fused", True, False),
+    ("torch reference", "eval", 64, "torch", False, False),
+    ("fused neurons", "eval", 64, "fused", False, False),
+    ("fused + folded BN (best)", "eval", 64, "fused", False, True),
+]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="benchmarks/results.json")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", default="", help="substring filter on model names")
+    p.add_argument("--mode", default="", help="only this mode (train or eval)")
+    args = p.parse_args()
+    results = []
+    print("| model | configuration | mode | batch | median s | min-max s | samples/s | peak RSS GB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for model in MODELS:
+        if args.only not in model:
+            continue
+        for label, mode, batch, backend, compact, fold in CONFIGS:
+            if args.mode and mode != args.mode:
+                continue
+            config = dict(model=model, mode=mode, batch_size=batch, T=4, threads=args.threads, backend=backend,
+                          repeats=args.repeats, warmup=1, compact_saves=compact, fold_bn=fold, tiny=False,
+                          model_args={})
+            r = run_child(config)
+            r["label"] = label
+            results.append(r)
+            print(f"| {model} | {label} | {mode} | {batch} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f}"
+                  f" | {r['throughput']:.1f} | {r['peak_rss_bytes'] / 1e9:.2f} |", flush=True)
+            with open(args.out, "w") as f:
+                json.dump(dict(machine=machine_info(), results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""``spiking-transformers bench MODEL``: time a training step or an eval forward in a fresh process.
+
+The measurement runs in a child Python process (so that peak memory, ``ru_maxrss``, belongs to this one
+configuration and thread settings apply from the start): it builds the model, makes a random batch, runs
+``--warmup`` untimed steps and ``--repeats`` timed ones, and reports the median, minimum and maximum step time,
+throughput (samples per second at the median) and the child's peak resident memory.
+
+A training step is ``zero_grad`` + forward + cross-entropy + backward + AdamW step, in ``train()`` mode; an eval
+step is a forward in ``eval()`` mode under ``torch.inference_mode`` (no autograd bookkeeping).
+
+Speed options: ``--backend`` picks the neuron back end (``set_backend``), ``--compact-saves`` stores
+integer-valued layer inputs as uint8 for backward (training), ``--fold-bn`` folds BatchNorm into the preceding
+conv/linear (eval), ``--best`` turns on all of them with the ``fused`` back end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+NAME = "bench"
+HELP = "measure train-step / eval time, throughput and peak memory of a model in a fresh process"
+
+_MARK = "BENCH_RESULT "
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--mode", choices=("train", "eval"), default="train", help="training step or eval forward")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
+    p.add_argument("--T", type=int, default=None, help="time steps (default: the model's)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads in the child (default 2)")
+    p.add_argument("--backend", default="torch", help="neuron back end (see set_backend); default torch")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
+    p.add_argument("--compact-saves", action="store_true", help="save integer-valued layer inputs as uint8")
+    p.add_argument("--fold-bn", action="store_true", help="eval: fold BatchNorm into the preceding conv/linear")
+    p.add_argument("--best", action="store_true", help="fused back end + every applicable option above")
+    p.add_argument("--tiny", action="store_true", help="use the variant's tiny_overrides (a quick smoke run)")
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
+        help="constructor override, repeatable (value parsed as a Python literal, else a string)",
+    )
+    p.add_argument("--json", dest="json_path", default=None, metavar="FILE", help="also write the result as JSON")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before the child is stopped")
+
+
+def parse_model_args(items: list[str]) -> dict[str, Any]:
+    """``["depth=2", "img_size=64", "spike_layer=plif"]`` -> ``{"depth": 2, "img_size": 64, "spike_layer": "plif"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The child's configuration (plain JSON) from parsed arguments."""
+    if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
+        raise ValueError("need --batch-size >= 1, --repeats >= 1, --warmup >= 0, --threads >= 1")
+    backend = "fused" if args.best and args.backend == "torch" else args.backend
+    return dict(
+        model=args.model,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        T=args.T,
+        threads=args.threads,
+        backend=backend,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        compact_saves=bool(args.compact_saves or (args.best and args.mode == "train")),
+        fold_bn=bool(args.fold_bn or (args.best and args.mode == "eval")),
+        tiny=bool(args.tiny),
+        model_args=parse_model_args(args.model_arg),
+    )
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import torch
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return dict(
+        cpu=cpu, logical_cpus=os.cpu_count(), torch=torch.__version__, python=platform.python_version(),
+        platform=platform.platform(), load_average=load,
+    )
+
+
+def run_child(config: dict[str, Any], timeout: float = 3600.0) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; returns its result dictionary."""
+    env = dict(os.environ)
+    threads = str(config["threads"])
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spiking_transformers.commands.bench", json.dumps(config)],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(_MARK):
+            return json.loads(line[len(_MARK):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    raise RuntimeError(f"benchmark child failed (exit {proc.returncode}): " + " | ".join(tail))
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of results."""
+    head = ["model", "mode", "batch", "T", "backend", "options", "threads", "median s", "min s", "max s",
+            "samples/s", "peak RSS GB"]
+    body = []
+    for r in rows:
+        opts = ",".join(k for k in ("compact_saves", "fold_bn") if r.get(k)) or "-"
+        body.append([
+            r["model"], r["mode"], str(r["batch_size"]), str(r["T"]), r["backend"], opts, str(r["threads"]),
+            f"{r['median_s']:.3f}", f"{r['min_s']:.3f}", f"{r['max_s']:.3f}", f"{r['throughput']:.1f}",
+            f"{r['peak_rss_bytes'] / 1e9:.2f}",
+        ])
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from ..models import model_info
+
+    model_info(config["model"])  # fail fast, in this process, on an unknown name
+    result = run_child(config, timeout=args.timeout)
+    result["machine"] = machine_info()
+    print(format_table([result]))
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The child process
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss) * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
+
+
+def measure(config: dict[str, Any]) -> dict[str, Any]:
+    """Build, warm up and time the configured step in this process (the child side of :func:`run_child`)."""
+    import torch
+
+    from ..models import create_model, model_info
+    from ..neurons.kernels import set_backend
+    from ..neurons.kernels.spike_ops import compact_spike_saves
+
+    torch.set_num_threads(int(config["threads"]))
+    torch.manual_seed(0)
+    info = model_info(config["model"])
+    kwargs = dict(info.tiny_overrides) if config["tiny"] else {}
+    if config["T"] is not None:
+        kwargs["T"] = int(config["T"])
+    kwargs.update(config["model_args"])
+    model = create_model(config["model"], **kwargs)
+    n_switched = set_backend(model, config["backend"])
+    T = int(model.T)
+    B = int(config["batch_size"])
+    size = getattr(model, "img_size", info.img_size)
+    h, w = (size, size) if isinstance(size, int) else size
+    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    in_chans = first_conv.in_channels if first_conv is not None else info.in_chans
+    shape = (B, in_chans, h, w) if model.input_kind == "image" else (T, B, in_chans, h, w)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(shape, generator=g)
+    num_classes = max(int(model.num_classes), 1)
+    y = torch.randint(0, num_classes, (B,), generator=g)
+
+    if config["mode"] == "train":
+        if config["compact_saves"]:
+            compact_spike_saves(model)
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+        if config["fold_bn"]:
+            from ..export.fold_bn import fold_bn
+
+            model = fold_bn(model, x[:1] if model.input_kind == "image" else x[:, :1])
+
+        def step() -> None:
+            with torch.inference_mode():
+                model(x)
+
+    rss_before = _peak_rss_bytes()
+    for _ in range(int(config["warmup"])):
+        step()
+    times = []
+    for _ in range(int(config["repeats"])):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    med = _median(times)
+    return dict(
+        config,
+        T=T,
+        neurons_switched=n_switched,
+        times_s=times,
+        median_s=med,
+        min_s=min(times),
+        max_s=max(times),
+        throughput=B / med,
+        peak_rss_bytes=_peak_rss_bytes(),
+        peak_rss_before_steps_bytes=rss_before,
+        params=sum(p.numel() for p in model.parameters()),
+    )
+
+
+def _child_main(argv: list[str]) -> int:
+    config = json.loads(argv[0])
+    result = measure(config)
+    print(_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
