@@ -43,13 +43,23 @@ def test_measure_in_process(kw):
 def test_cli_bench_fresh_process_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     rc = main(["bench", "sdt_2_512_cifar10", "--tiny", "--mode", "eval", "--batch-size", "2", "--repeats", "1",
-               "--threads", "1", "--best", "--model-arg", "depth=1", "--json", str(out)])
+               "--threads", "1", "--backend", "fused", "--fold-bn", "--model-arg", "depth=1", "--json", str(out)])
     assert rc == 0
     table = capsys.readouterr().out
     assert "sdt_2_512_cifar10" in table and "fold_bn" in table
     r = json.loads(out.read_text())
     assert r["backend"] == "fused" and r["fold_bn"] and r["model_args"] == {"depth": 1}
     assert r["machine"]["logical_cpus"] >= 1 and r["peak_rss_bytes"] > 0
+
+
+def test_best_turns_on_every_option():
+    from spiking_transformers.cli import build_parser
+    from spiking_transformers.commands.bench import config_from_args
+
+    args = build_parser().parse_args(["bench", "sdt_2_512_cifar10", "--best"])
+    assert config_from_args(args)["backend"] == "cpp" and config_from_args(args)["compact_saves"]
+    args = build_parser().parse_args(["bench", "sdt_2_512_cifar10", "--best", "--mode", "eval"])
+    assert config_from_args(args)["fold_bn"] and not config_from_args(args)["compact_saves"]
 
 
 def test_cli_bench_errors_are_one_line(capsys):

@@ -21,7 +21,16 @@ from spiking_transformers.neurons import (
 )
 from spiking_transformers.neurons.kernels import IF_BACKENDS, PLIF_BACKENDS, SwitchableIF, SwitchableParametricLIF
 
-OTHER_BACKENDS = sorted(b for b in BACKENDS if b != "torch")
+# The "cpp" back end compiles a C++ extension on first use (about a minute of one core, then cached), so its cases
+# are slow tests; without a compiler it falls back to "fused" (tested below without compiling).
+COMPILED = {"cpp"}
+
+
+def _params(names):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in COMPILED else n for n in sorted(names) if n != "torch"]
+
+
+OTHER_BACKENDS = _params(BACKENDS)
 SETTINGS = [
     dict(),
     dict(detach_reset=False),
@@ -89,7 +98,7 @@ def _assert_grad_close(new: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype)
     torch.testing.assert_close(new, ref, rtol=0, atol=_tol(dtype) * max(float(ref.abs().max()), 1e-30))
 
 
-@pytest.mark.parametrize("backend", sorted(b for b in IF_BACKENDS if b != "torch"))
+@pytest.mark.parametrize("backend", _params(IF_BACKENDS))
 @pytest.mark.parametrize("kwargs", IF_SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_if_backend_matches_reference(backend, kwargs, dtype):
@@ -104,7 +113,7 @@ def test_if_backend_matches_reference(backend, kwargs, dtype):
     _assert_grad_close(x_new.grad, x_ref.grad, dtype)
 
 
-@pytest.mark.parametrize("backend", sorted(b for b in PLIF_BACKENDS if b != "torch"))
+@pytest.mark.parametrize("backend", _params(PLIF_BACKENDS))
 @pytest.mark.parametrize("kwargs", PLIF_SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("w0", [0.0, -0.8])
@@ -124,7 +133,7 @@ def test_plif_backend_matches_reference(backend, kwargs, dtype, w0):
     torch.testing.assert_close(w_new.grad, w_ref.grad, rtol=_tol(dtype) * 10, atol=_tol(dtype))
 
 
-@pytest.mark.parametrize("backend", sorted(b for b in PLIF_BACKENDS if b != "torch"))
+@pytest.mark.parametrize("backend", _params(PLIF_BACKENDS))
 def test_plif_backend_input_without_grad_still_trains_w(backend):
     x = make_input(torch.float64)
     w_ref = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
@@ -157,6 +166,20 @@ def test_set_backend_switches_if_and_plif_modules():
     assert set_backend(model, "torch") == 3
     assert type(model[1]) is IF and type(model[2]) is ParametricLIF
     assert torch.equal(model(x), ref)
+
+
+def test_cpp_backend_falls_back_to_fused_when_it_cannot_build(monkeypatch):
+    from spiking_transformers.neurons.kernels import cpp
+
+    monkeypatch.setattr(cpp, "_state", {"module": None, "failed": None})
+    monkeypatch.setattr(cpp, "cpp_available", lambda: False)
+    x = make_input(torch.float32).requires_grad_(True)
+    with pytest.warns(RuntimeWarning, match="could not be compiled"):
+        out = cpp.lif_multistep_cpp(x, v_threshold=0.5)
+    assert torch.equal(out, lif_multistep(x, v_threshold=0.5))
+    out.sum().backward()  # the fused autograd function ran
+    assert x.grad is not None
+    assert torch.equal(cpp.if_multistep_cpp(x.detach()), if_multistep(x.detach()))  # warned once only
 
 
 def test_set_backend_switches_every_lif():

@@ -175,7 +175,7 @@ class OpRecord:
 
     Attributes:
         key: unique site name, ``module`` for the single op of a leaf layer (``block.0.mlp.fc1_conv``), else
-            ``module:op<i>`` (``block.0.attn:matmul0``).
+            ``module:op<i>`` (``block.0.attn:matmul0``; ``op<i>`` for the root module).
         module: qualified name of the innermost module that ran the op (``""`` for the root).
         module_type: that module's class name.
         op: ``conv``, ``linear`` (activation × weight mm), ``matmul`` (activation × activation) or ``mask``
@@ -573,7 +573,10 @@ class SynapticOpCounter(TorchDispatchMode):
         leaf = next(iter(module.children()), None) is None
         i = counters.get(op, 0)
         counters[op] = i + 1
-        key = (name if i == 0 else f"{name}:{op}{i}") if leaf else f"{name}:{op}{i}"
+        if leaf:
+            key = name if i == 0 else f"{name}:{op}{i}"
+        else:
+            key = f"{name}:{op}{i}" if name else f"{op}{i}"
         rec = self.records.get(key)
         if rec is None:
             rec = OpRecord(key=key, module=name, module_type=type(module).__name__, op=op, order=len(self.records))

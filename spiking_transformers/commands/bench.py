@@ -10,7 +10,7 @@ step is a forward in ``eval()`` mode under ``torch.inference_mode`` (no autograd
 
 Speed options: ``--backend`` picks the neuron back end (``set_backend``), ``--compact-saves`` stores
 integer-valued layer inputs as uint8 for backward (training), ``--fold-bn`` folds BatchNorm into the preceding
-conv/linear (eval), ``--best`` turns on all of them with the ``fused`` back end.
+conv/linear (eval), ``--best`` turns on all of them with the ``cpp`` back end (``fused`` where it cannot compile).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
     p.add_argument("--compact-saves", action="store_true", help="save integer-valued layer inputs as uint8")
     p.add_argument("--fold-bn", action="store_true", help="eval: fold BatchNorm into the preceding conv/linear")
-    p.add_argument("--best", action="store_true", help="fused back end + every applicable option above")
+    p.add_argument("--best", action="store_true", help="cpp back end + every applicable option above")
     p.add_argument("--tiny", action="store_true", help="use the variant's tiny_overrides (a quick smoke run)")
     p.add_argument(
         "--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -70,7 +70,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The child's configuration (plain JSON) from parsed arguments."""
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         raise ValueError("need --batch-size >= 1, --repeats >= 1, --warmup >= 0, --threads >= 1")
-    backend = "fused" if args.best and args.backend == "torch" else args.backend
+    backend = "cpp" if args.best and args.backend == "torch" else args.backend
     return dict(
         model=args.model,
         mode=args.mode,

@@ -9,6 +9,9 @@ Each data set yields ``(x, y)`` with ``x`` a float32 tensor ``[T, 2, H, W]`` of 
   class in the test set, drawn by ``numpy.random.default_rng(0)`` over the files sorted by their number
   (:func:`~spiking_transformers.data.images.stratified_split`); ``split_method="first"`` takes the first 10 % of each
   class by file number (``cifar10_<class>_<i>.aedat`` with ``i < 100`` for the full set, the "TEBN" split).
+* :class:`NCaltech101`: ``root/<class>/image_<nnnn>.bin`` (the N-MNIST 5-byte format, sensor up to 240x180), the
+  101 object classes; ``BACKGROUND_Google`` is left out unless ``include_background=True``. No official split either,
+  so it is split exactly like CIFAR10-DVS (per class 90/10 with seed 0, or ``split_method="first"``).
 * :class:`DVS128Gesture`: ``root/`` = the extracted ``DvsGesture`` folder: ``trials_to_train.txt`` and
   ``trials_to_test.txt`` (the official split), ``userNN_<lighting>.aedat`` (AEDAT 3.1) and their
   ``*_labels.csv``. One sample per labelled gesture (events with ``start <= t < end``).
@@ -38,13 +41,15 @@ from .events import read_aedat2, read_aedat3, read_gesture_labels, read_nmnist_b
 from .frames import FrameCache, default_cache_dir, events_to_frames
 from .transforms import Compose, RandomHorizontalFlip, RandomRoll
 
-__all__ = ["EventSample", "EventFrameDataset", "NMNIST", "CIFAR10DVS", "DVS128Gesture", "CIFAR10_CLASSES",
-           "GESTURE_CLASSES", "build"]
+__all__ = ["EventSample", "EventFrameDataset", "NMNIST", "CIFAR10DVS", "NCaltech101", "DVS128Gesture",
+           "CIFAR10_CLASSES", "GESTURE_CLASSES", "NCALTECH101_BACKGROUND", "build"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 GESTURE_CLASSES = ("hand clap", "right hand wave", "left hand wave", "right arm clockwise",
                    "right arm counter-clockwise", "left arm clockwise", "left arm counter-clockwise", "arm roll",
                    "air drums", "air guitar", "other gestures")
+#: The clutter class of (N-)Caltech101, which papers (and torchvision's Caltech101) leave out of the 101 classes.
+NCALTECH101_BACKGROUND = "BACKGROUND_Google"
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,35 @@ def _class_files(folder: Path, pattern: str) -> dict[str, list[Path]]:
     return out
 
 
+def _bin_reader(sensor_size: tuple[int, int]) -> tuple[Callable[[Path], np.ndarray], str]:
+    """The N-MNIST / N-Caltech101 ``.bin`` reader checking a ``(width, height)`` sensor, and its cache id."""
+    w, h = sensor_size
+    return partial(read_nmnist_bin, sensor_size=(w, h)), f"nmnist-bin:{w}x{h}"
+
+
+def _per_class_split(labels: np.ndarray, num_classes: int, split: str, split_method: str) -> np.ndarray:
+    """Indices of ``split`` for data sets without an official split (CIFAR10-DVS, N-Caltech101).
+
+    ``labels`` are in class order and, within a class, sorted by file number. ``"random"``: per class,
+    ``round(0.1 * n_c)`` files drawn by :func:`~spiking_transformers.data.images.stratified_split` with
+    :data:`~spiking_transformers.data.images.SPLIT_SEED` go to the test set; ``"first"``: the first
+    ``round(0.1 * n_c)`` files of each class by number. Returned sorted (class order, then file number).
+    """
+    from .images import SPLIT_SEED, stratified_split
+
+    if split_method not in ("random", "first"):
+        raise ValueError(f"split_method must be 'random' or 'first', got {split_method!r}")
+    if split_method == "random":
+        tr, te = stratified_split(labels, 0.1, SPLIT_SEED)
+        return np.sort(tr if split == "train" else te)
+    parts = []
+    for k in range(num_classes):
+        members = np.flatnonzero(labels == k)  # already sorted by file number
+        n_test = int(round(0.1 * len(members)))
+        parts.append(members[n_test:] if split == "train" else members[:n_test])
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
 def _event_transform(augment: bool, transform: object, *, flip: bool, roll: int) -> object:
     if transform is not None or not augment:
         return transform
@@ -253,10 +287,9 @@ class NMNIST(EventFrameDataset):
         files = _class_files(folder, "*.bin")
         classes = sorted(files, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
         samples = [EventSample(p, k) for k, c in enumerate(classes) for p in files[c]]
-        w, h = sensor_size
-        size = kwargs.get("img_size") or min(w, h)
-        super().__init__(samples, reader=partial(read_nmnist_bin, sensor_size=(w, h)),
-                         reader_id=f"nmnist-bin:{w}x{h}", sensor_size=sensor_size, classes=classes, T=T,
+        reader, reader_id = _bin_reader(sensor_size)
+        size = kwargs.get("img_size") or min(sensor_size)
+        super().__init__(samples, reader=reader, reader_id=reader_id, sensor_size=sensor_size, classes=classes, T=T,
                          transform=_event_transform(augment, transform, flip=False, roll=max(1, int(size) // 8)),
                          **kwargs)  # type: ignore[arg-type]
 
@@ -277,29 +310,69 @@ class CIFAR10DVS(EventFrameDataset):
     def __init__(self, root: str | os.PathLike, split: str = "train", *, T: int = 16, split_method: str = "random",
                  orientation: str = "spikingjelly", augment: bool = False,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs: object) -> None:
-        from .images import SPLIT_SEED, stratified_split
-
-        if split_method not in ("random", "first"):
-            raise ValueError(f"split_method must be 'random' or 'first', got {split_method!r}")
         files = _class_files(Path(root), "*.aedat")
         names = list(files)
         classes = list(CIFAR10_CLASSES) if set(names) == set(CIFAR10_CLASSES) else sorted(names)
         all_files = [(p, k) for k, c in enumerate(classes) for p in files[c]]
-        labels = np.array([k for _, k in all_files])
-        if split_method == "random":
-            tr, te = stratified_split(labels, 0.1, SPLIT_SEED)
-            idx = np.sort(tr if split == "train" else te)
-        else:
-            idx_l = []
-            for k in range(len(classes)):
-                members = np.flatnonzero(labels == k)  # already sorted by file number
-                n_test = int(round(0.1 * len(members)))
-                idx_l.append(members[n_test:] if split == "train" else members[:n_test])
-            idx = np.concatenate(idx_l)
+        idx = _per_class_split(np.array([k for _, k in all_files]), len(classes), split, split_method)
         samples = [EventSample(all_files[i][0], all_files[i][1]) for i in idx]
         size = kwargs.get("img_size") or 128
         super().__init__(samples, reader=partial(read_aedat2, orientation=orientation),
                          reader_id=f"aedat2:{orientation}", sensor_size=(128, 128), classes=classes, T=T,
+                         transform=_event_transform(augment, transform, flip=True, roll=max(1, int(size) // 8)),
+                         **kwargs)  # type: ignore[arg-type]
+
+
+class NCaltech101(EventFrameDataset):
+    """N-Caltech101 from ``root/<class>/image_<nnnn>.bin`` (N-MNIST ``.bin`` records), sensor 240x180.
+
+    The recordings are Caltech101 images shown to an ATIS sensor moved in three saccades, as for N-MNIST, and use its
+    5-byte format; each image was scaled to fit the screen, so a recording spans at most about 240x180 pixels and
+    often less (its own extent varies). All recordings are integrated on one fixed ``sensor_size`` canvas, the layout
+    tonic uses, so that the frames of every sample align; an event outside it raises :class:`DataFormatError`.
+
+    Classes are the sub-folder names sorted by code point (``Faces_easy``, ``Leopards``, ``Motorbikes``,
+    ``accordion``, ...: the order of torchvision's ``Caltech101``), without :data:`NCALTECH101_BACKGROUND` (the
+    clutter class that papers drop) unless ``include_background``. There is no official split; ours is the
+    CIFAR10-DVS rule (see :class:`CIFAR10DVS`): ``"random"`` puts ``round(0.1 * n_c)`` files of each class, drawn
+    with seed 0 over the files sorted by number, in the test set (a 9:1 split);
+    ``"first"`` takes the first 10 % of each class by number.
+
+    Args:
+        root: the extracted ``Caltech101`` folder of class folders, or a folder containing it (a sibling
+            ``Caltech101_annotations`` folder, whose ``.bin`` files hold bounding boxes, is then never read).
+        split: ``"train"`` or ``"test"``.
+        T: frames per sample.
+        split_method: ``"random"`` (per-class 90/10, seed 0) or ``"first"`` (first 10 % of each class by number).
+        include_background: keep ``BACKGROUND_Google`` as a class (102 classes).
+        sensor_size: ``(width, height)`` of the canvas.
+        augment: random horizontal flip and random roll by up to ``size // 8`` pixels (``size`` = ``img_size``, or the
+            smaller sensor side).
+        **kwargs: see :class:`EventFrameDataset`. Without ``img_size`` frames keep the canvas, ``[T, 2, 180, 240]``;
+            ``get_dataset("n-caltech101")`` down-samples to 64x64 by default (the STAtten N-Caltech101 configs).
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", *, T: int = 10, split_method: str = "random",
+                 include_background: bool = False, sensor_size: tuple[int, int] = (240, 180), augment: bool = False,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs: object) -> None:
+        root = Path(root)
+        if (root / "Caltech101").is_dir():
+            root = root / "Caltech101"
+        if not root.is_dir():
+            raise DataFormatError(root, "folder not found", expected="the extracted Caltech101 folder of class folders")
+        files = _class_files(root, "*.bin")
+        if not include_background:
+            files.pop(NCALTECH101_BACKGROUND, None)
+            if not files:
+                raise DataFormatError(root, f"no class folders other than {NCALTECH101_BACKGROUND}",
+                                      expected=f"{root}/<class>/*.bin")
+        classes = sorted(files)
+        all_files = [(p, k) for k, c in enumerate(classes) for p in files[c]]
+        idx = _per_class_split(np.array([k for _, k in all_files]), len(classes), split, split_method)
+        samples = [EventSample(all_files[i][0], all_files[i][1]) for i in idx]
+        reader, reader_id = _bin_reader(sensor_size)
+        size = kwargs.get("img_size") or min(sensor_size)
+        super().__init__(samples, reader=reader, reader_id=reader_id, sensor_size=sensor_size, classes=classes, T=T,
                          transform=_event_transform(augment, transform, flip=True, roll=max(1, int(size) // 8)),
                          **kwargs)  # type: ignore[arg-type]
 
@@ -380,6 +453,12 @@ def build(kind: str, *, split: str, root: str | os.PathLike | None, info: object
         ds = CIFAR10DVS(root, split, T=T, img_size=img_size, **options)  # type: ignore[arg-type]
     elif kind == "dvs128-gesture":
         ds = DVS128Gesture(root, split, T=T, img_size=img_size, **options)  # type: ignore[arg-type]
+    elif kind == "n-caltech101":
+        # the canvas is not square: the registry's samples are always down-sampled to img_size x img_size
+        img_size = int(img_size or info.img_size)  # type: ignore[attr-defined]
+        ds = NCaltech101(root, split, T=T, img_size=img_size, **options)  # type: ignore[arg-type]
+        if options.get("include_background"):
+            info = replace(info, num_classes=info.num_classes + 1)  # type: ignore[type-var, attr-defined]
     else:
         raise KeyError(kind)
     ds.info = replace(info, img_size=int(img_size) if img_size else info.img_size,  # type: ignore[type-var]

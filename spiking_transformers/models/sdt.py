@@ -25,13 +25,23 @@ Readings of the official code (each checked by the fixtures where they apply):
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
 from ..layers.sdt_blocks import MSSPS, MSBlock, SpikeDrivenSelfAttention, SpikeLayer, resolve_spike_layer
 from ._base import SpikingModel
+from ._common import (
+    BN_KEYS,
+    PVT_KWARGS,
+    check_input_kind,
+    known_keys_converter,
+    make_head,
+    official_builder,
+    official_int,
+    to_2tuple,
+    trunc_normal_init,
+)
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -41,8 +51,11 @@ __all__ = [
     "parse_pooling_stat",
     "spike_layer_from_mode",
     "build_official",
+    "official_model_kwargs",
     "convert_official_key",
     "SDT_KEY_PATTERNS",
+    "SDT_BASE_KWARGS",
+    "SDT_OFFICIAL_KWARGS",
 ]
 
 SDT_PAPER = Paper(
@@ -103,14 +116,12 @@ class SpikeDrivenTransformer(SpikingModel):
             raise ValueError(f"depth must be >= 1, got {depth}")
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
-        if input_kind not in ("image", "events"):
-            raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
         spike_layer = resolve_spike_layer(spike_layer)
         self.T = T
         self.num_classes = num_classes
         self.num_features = embed_dim
-        self.input_kind = input_kind
-        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.input_kind = check_input_kind(input_kind)
+        self.img_size = to_2tuple(img_size)
         self.dvs_mode = bool(dvs_mode)
 
         self.patch_embed = MSSPS(
@@ -130,20 +141,10 @@ class SpikeDrivenTransformer(SpikingModel):
             for _ in range(depth)
         )
         self.head_lif = spike_layer()
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        # The official initialisation: truncated normal (std 0.02) convs with zero bias, BN at identity; the
-        # classifier keeps PyTorch's default Linear init.
-        if isinstance(m, nn.Conv2d):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        self.head = make_head(embed_dim, num_classes)
+        # The official initialisation: truncated normal (std 0.02) convs with zero bias, BN at identity (PyTorch's
+        # default); the classifier keeps PyTorch's default Linear init.
+        self.apply(trunc_normal_init(nn.Conv2d))
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
         """Real-valued stream after the tokenizer and after each block, each ``[T, B, D, H', W']``."""
@@ -185,47 +186,53 @@ def spike_layer_from_mode(spike_mode: str) -> str:
     return spike_mode
 
 
-def _image_size(img_size_h: int, img_size_w: int) -> int | tuple[int, int]:
-    return img_size_h if img_size_h == img_size_w else (img_size_h, img_size_w)
+# The official constructor's keyword arguments with their defaults, except ``depths`` (officially ``[6, 8, 6]``,
+# which the official code cannot build). timm's create_model adds pretrained, pretrained_cfg and drop_block_rate.
+# SDT_BASE_KWARGS are those STAtten's constructor shares.
+SDT_BASE_KWARGS: dict[str, Any] = dict(
+    PVT_KWARGS, embed_dims=512, num_heads=8, mlp_ratios=4, depths=8, drop_block_rate=None, T=4, pooling_stat="1111",
+    attn_mode="direct_xor", spike_mode="lif", dvs_mode=False, TET=False, pretrained=False, pretrained_cfg=None,
+)  # fmt: skip
+SDT_OFFICIAL_KWARGS: dict[str, Any] = dict(SDT_BASE_KWARGS, get_embed=False, cml=False)
 
 
-def _check_depth(depths: Any) -> int:
-    # The official constructor takes one integer depth (torch.linspace(0, rate, depths) fails on a list).
-    if isinstance(depths, bool) or not isinstance(depths, int):
-        raise ValueError(f"depths must be one integer (the number of blocks), got {depths!r}")
-    return depths
-
-
-def build_official(
+def official_model_kwargs(
     *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: Any = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dims: int = 512,
-    num_heads: int = 8,
-    mlp_ratios: float = 4,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    drop_block_rate: float | None = None,
-    norm_layer: Any = None,
-    depths: int = 8,
-    sr_ratios: Any = 1,
-    T: int = 4,
-    pooling_stat: str = "1111",
-    attn_mode: str = "direct_xor",
-    spike_mode: str = "lif",
-    get_embed: bool = False,
-    dvs_mode: bool = False,
-    TET: bool = False,
-    cml: bool = False,
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-) -> SpikeDrivenTransformer:
+    img_size_h: int,
+    img_size_w: int,
+    in_channels: int,
+    num_classes: int,
+    embed_dims: int,
+    num_heads: int,
+    mlp_ratios: float,
+    depths: int,
+    T: int,
+    pooling_stat: str,
+    spike_mode: str,
+    dvs_mode: bool,
+    **ignored: Any,
+) -> dict[str, Any]:
+    """The official SDT V1 constructor's keyword arguments -> ours (:class:`SpikeDrivenTransformer` and STAtten).
+
+    Every other official argument has no effect upstream and is ignored (see :func:`build_official`).
+    """
+    return dict(
+        num_classes=num_classes,
+        img_size=img_size_h if img_size_h == img_size_w else (img_size_h, img_size_w),
+        in_chans=in_channels,
+        T=T,
+        embed_dim=embed_dims,
+        depth=official_int("depths", depths, family="SDT"),
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratios,
+        pool_stages=parse_pooling_stat(pooling_stat),
+        dvs_mode=dvs_mode,
+        spike_layer=spike_layer_from_mode(spike_mode),
+    )
+
+
+@official_builder(SDT_OFFICIAL_KWARGS)
+def build_official(**kwargs: Any) -> SpikeDrivenTransformer:
     """Our model equal to the official ``SpikeDrivenTransformer(**kwargs)`` (timm name ``sdt``).
 
     The defaults are the official constructor's, except ``depths`` (officially ``[6, 8, 6]``, which the official
@@ -235,43 +242,26 @@ def build_official(
     ``pretrained``, ``pretrained_cfg``. ``TET`` changes only the official output rank: use ``forward_timesteps``.
     Unknown keyword arguments raise ``TypeError``.
     """
-    return SpikeDrivenTransformer(
-        num_classes=num_classes,
-        img_size=_image_size(img_size_h, img_size_w),
-        in_chans=in_channels,
-        T=T,
-        embed_dim=embed_dims,
-        depth=_check_depth(depths),
-        num_heads=num_heads,
-        mlp_ratio=mlp_ratios,
-        pool_stages=parse_pooling_stat(pooling_stat),
-        dvs_mode=dvs_mode,
-        spike_layer=spike_layer_from_mode(spike_mode),
-    )
+    return SpikeDrivenTransformer(**official_model_kwargs(**kwargs))
 
 
-_BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 # Official keys that our model holds under the same name. The ``.w`` keys exist only in PLIF checkpoints.
 SDT_KEY_PATTERNS: tuple[str, ...] = (
     r"patch_embed\.(proj_conv[123]?|rpe_conv)\.weight",
-    rf"patch_embed\.(proj_bn[123]?|rpe_bn)\.{_BN}",
+    rf"patch_embed\.(proj_bn[123]?|rpe_bn)\.{BN_KEYS}",
     r"patch_embed\.proj_lif[123]?\.w",
     r"block\.\d+\.attn\.[qkv]_conv\.weight",
-    rf"block\.\d+\.attn\.([qkv]_bn|proj_bn)\.{_BN}",
+    rf"block\.\d+\.attn\.([qkv]_bn|proj_bn)\.{BN_KEYS}",
     r"block\.\d+\.attn\.proj_conv\.(weight|bias)",
     r"block\.\d+\.attn\.([qkv]|shortcut|talking_heads)_lif\.w",
     r"block\.\d+\.mlp\.fc[12]_conv\.(weight|bias)",
-    rf"block\.\d+\.mlp\.fc[12]_bn\.{_BN}",
+    rf"block\.\d+\.mlp\.fc[12]_bn\.{BN_KEYS}",
     r"block\.\d+\.mlp\.fc[12]_lif\.w",
     r"head\.(weight|bias)",
     r"head_lif\.w",
 )
-_SDT_KEY_RE = re.compile("|".join(f"(?:{p})" for p in SDT_KEY_PATTERNS))
-
-
-def convert_official_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
-    """Official SDT V1 key -> ours: the names are identical, so a known key maps to itself; unknown -> None."""
-    return (key, value) if _SDT_KEY_RE.fullmatch(key) else None
+# Official SDT V1 key -> ours: the names are identical, so a known key maps to itself; unknown -> None.
+convert_official_key = known_keys_converter(SDT_KEY_PATTERNS)
 
 
 register_official_family(

@@ -53,9 +53,11 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..layers._shapes import TimeDistributed, fold_time, unfold_time
+from ..layers._shapes import TimeDistributed
+from ..layers.ops import folded, merge_heads, split_heads
 from ..neurons.multispike import MultiSpike
 from ._base import SpikingModel
+from ._common import PVT_KWARGS, identity_key, make_head, official_builder, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -96,15 +98,6 @@ def sfa_neuron(max_level: int = 4, norm: float | None = None) -> MultiSpike:
 def large_neuron(max_level: int = 4, norm: float | None = None) -> MultiSpike:
     """E-SpikeFormer large neuron: ``floor(clamp(x, 0, D) + 0.5) / norm``, STE on ``0 < x < D``."""
     return MultiSpike(max_level=max_level, norm=norm, rounding="half_up", grad_window="open")
-
-
-def _td(x: Tensor, *modules: nn.Module) -> Tensor:
-    """Apply stateless ``modules`` to ``[T, B, ...]`` over folded time."""
-    T = x.shape[0]
-    x = fold_time(x)
-    for m in modules:
-        x = m(x)
-    return unfold_time(x, T)
 
 
 def _conv_bn(
@@ -158,8 +151,8 @@ class ConvBlockSepConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.Conv(x) + x
-        y = _td(self.spike1(x), self.conv1, self.bn1)
-        y = _td(self.spike2(y), self.conv2, self.bn2)
+        y = folded(self.spike1(x), self.conv1, self.bn1)
+        y = folded(self.spike2(y), self.conv2, self.bn2)
         return x + y
 
 
@@ -189,7 +182,7 @@ class Downsampling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self._neuron is not None:
             x = getattr(self, self._neuron)(x)
-        return _td(x, self.encode_conv, self.encode_bn)
+        return folded(x, self.encode_conv, self.encode_bn)
 
 
 class LinearAttention(nn.Module):
@@ -219,20 +212,15 @@ class LinearAttention(nn.Module):
         self.attn_spike = sfa_neuron(max_level)
         self.proj_conv = _conv_bn(cv, dim)
 
-    def _heads(self, x: Tensor) -> Tensor:
-        # [T, B, C, H, W] -> [T, B, h, N, C/h]
-        T, B, C = x.shape[:3]
-        return x.flatten(3).transpose(-1, -2).reshape(T, B, -1, self.num_heads, C // self.num_heads).transpose(2, 3)
-
     def forward(self, x: Tensor) -> Tensor:
-        T, B, C, H, W = x.shape
+        """``x: [T, B, C, H, W]`` real-valued stream -> branch ``[T, B, C, H, W]``."""
+        H, W = x.shape[-2:]
         s = self.head_spike(x)
-        q = self._heads(self.q_spike(self.q_conv(s)))
-        k = self._heads(self.k_spike(self.k_conv(s)))
-        v = self._heads(self.v_spike(self.v_conv(s)))
+        q = split_heads(self.q_spike(self.q_conv(s)), self.num_heads)  # [T, B, h, N, C/h]
+        k = split_heads(self.k_spike(self.k_conv(s)), self.num_heads)
+        v = split_heads(self.v_spike(self.v_conv(s)), self.num_heads)  # [T, B, h, N, v_ratio*C/h]
         y = ((q @ k.transpose(-2, -1)) @ v) * self.scale  # [T, B, h, N, d_v]
-        y = y.transpose(-1, -2).reshape(T, B, C * self.v_ratio, H, W)
-        return self.proj_conv(self.attn_spike(y))
+        return self.proj_conv(self.attn_spike(merge_heads(y, H, W)))  # [T, B, v_ratio*C, H, W] -> [T, B, C, H, W]
 
 
 class MlpConv1d(nn.Module):
@@ -253,8 +241,8 @@ class MlpConv1d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
         x = x.flatten(3)
-        x = _td(getattr(self, self._n1)(x), self.fc1_conv, self.fc1_bn)
-        x = _td(getattr(self, self._n2)(x), self.fc2_conv, self.fc2_bn)
+        x = folded(getattr(self, self._n1)(x), self.fc1_conv, self.fc1_bn)
+        x = folded(getattr(self, self._n2)(x), self.fc2_conv, self.fc2_bn)
         return x.reshape(shape)
 
 
@@ -337,8 +325,8 @@ class ESpikeFormer(SpikingModel):
         self.downsample4 = down(c2, c3, stride=1)
         self.block4 = nn.ModuleList([BlockSepConv(c3, **blk) for _ in range(depths[1])])
         self.spike = sfa_neuron(D, norm=1)  # the classifier sees integers 0..D
-        self.head = nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_base)
+        self.head = make_head(c3, num_classes)
+        self.apply(trunc_normal_init(nn.Linear))  # official: trunc_normal(std 0.02) Linear, zero bias; convs default
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.downsample1_1(self.encode_input(x))
@@ -354,14 +342,6 @@ class ESpikeFormer(SpikingModel):
     def forward_head(self, x: Tensor, reduce_time: bool = True) -> Tensor:
         x = self.head(self.spike(x.flatten(3).mean(3)))  # [T, B, K]
         return x.mean(0) if reduce_time else x
-
-
-def _init_base(m: nn.Module) -> None:
-    # Official: trunc_normal(std 0.02) Linear weights, zero bias; convs keep PyTorch's default.
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -422,19 +402,14 @@ class AttentionLarge(nn.Module):
         self.attn_lif = large_neuron(max_level)
         self.proj_conv = TimeDistributed(RepConvL(cv, dim), nn.BatchNorm1d(dim))
 
-    def _heads(self, x: Tensor) -> Tensor:
-        T, B, C, N = x.shape  # -> [T, B, h, N, C/h]
-        return x.transpose(-1, -2).reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)
-
     def forward(self, x: Tensor) -> Tensor:
-        T, B, C, N = x.shape
+        """``x: [T, B, C, N]`` real-valued tokens -> branch ``[T, B, C, N]``."""
         s = self.head_lif(x)
-        q = self._heads(self.q_lif(self.q_conv(s)))
-        k = self._heads(self.k_lif(self.k_conv(s)))
-        v = self._heads(self.v_lif(self.v_conv(s)))
+        q = split_heads(self.q_lif(self.q_conv(s)), self.num_heads)  # [T, B, h, N, C/h]
+        k = split_heads(self.k_lif(self.k_conv(s)), self.num_heads)
+        v = split_heads(self.v_lif(self.v_conv(s)), self.num_heads)  # [T, B, h, N, v_ratio*C/h]
         y = (q @ (k.transpose(-2, -1) @ v)) * self.scale  # [T, B, h, N, d_v]
-        y = y.transpose(-1, -2).reshape(T, B, C * self.v_ratio, N)
-        return self.proj_conv(self.attn_lif(y))
+        return self.proj_conv(self.attn_lif(merge_heads(y)))  # [T, B, v_ratio*C, N] -> [T, B, C, N]
 
 
 def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
@@ -474,7 +449,7 @@ class BlockLarge(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if hasattr(self, "rep_conv"):
-            x = x + _td(self.lif(x), self.rep_conv)
+            x = x + folded(self.lif(x), self.rep_conv)
         x = x + _drop_path(self.attn(x) * self.layer_scale1[:, None], self.drop_path, self.training)
         return x + _drop_path(self.mlp(x) * self.layer_scale2[:, None], self.drop_path, self.training)
 
@@ -551,11 +526,11 @@ class ESpikeFormerLarge(SpikingModel):
                 for j in range(depth)
             ]
         )
-        self.head = nn.Linear(c2, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = make_head(c2, num_classes)
         self.lif = large_neuron(D, norm=1)  # the distillation head sees integers 0..D
         self.kd = kd
         if kd:
-            self.head_kd = nn.Linear(c2, num_classes) if num_classes > 0 else nn.Identity()
+            self.head_kd = make_head(c2, num_classes)
         self.apply(_init_large)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -596,7 +571,7 @@ class ESpikeFormerLarge(SpikingModel):
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
         if self.kd:
-            self.head_kd = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+            self.head_kd = make_head(self.num_features, num_classes)
             if isinstance(self.head, nn.Linear):
                 self.head_kd = self.head_kd.to(device=self.head.weight.device, dtype=self.head.weight.dtype)
 
@@ -616,25 +591,31 @@ def _init_large(m: nn.Module) -> None:
 _SOURCE = "BICLab/Spike-Driven-Transformer-V3@00fcd1fd5d9c65fe9a26579ed512a20c6a303deb"
 
 
+# The official constructors' keyword arguments with the classes' defaults (``max_level``, not an official argument,
+# is the neurons' ``D``: a module constant officially). The base class renames ``embed_dims`` to ``embed_dim``.
+_BASE_KWARGS: dict[str, Any] = {
+    **{("embed_dim" if k == "embed_dims" else k): v for k, v in PVT_KWARGS.items()},
+    "embed_dim": (64, 128, 256), "num_heads": (1, 2, 4), "mlp_ratios": (4, 4, 4), "depths": (6, 8, 6),
+    "sr_ratios": (8, 4, 2), "max_level": 4,
+}  # fmt: skip
+_LARGE_KWARGS: dict[str, Any] = dict(
+    _BASE_KWARGS, T=1, choice=None, img_size_h=224, img_size_w=224, embed_dim=(128, 256, 512, 640), num_heads=8,
+    mlp_ratios=4, in_channels=3, drop_path_rate=0.1, num_classes=1000, depths=8, sr_ratios=1, mlp_ratio=4.0,
+    nb_classes=1000, kd=True,
+)  # fmt: skip
+
+
+@official_builder(_BASE_KWARGS)
 def build_official_base(
     *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dim: Sequence[int] = (64, 128, 256),
-    num_heads: Any = (1, 2, 4),
-    mlp_ratios: Any = (4, 4, 4),
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = None,
-    depths: Any = (6, 8, 6),
-    sr_ratios: Any = (8, 4, 2),
-    max_level: int = 4,
+    img_size_h: int,
+    in_channels: int,
+    num_classes: int,
+    embed_dim: Sequence[int],
+    num_heads: Any,
+    mlp_ratios: Any,
+    max_level: int,
+    **ignored: Any,
 ) -> ESpikeFormer:
     """Our model equal to ``Spiking_vit_MetaFormer_Spike_SepConv(**kwargs)`` (defaults are the class's).
 
@@ -644,8 +625,6 @@ def build_official_base(
     whose official default 4 is fixed in ``MultiSpike``. The class defaults (3 widths, per-stage head lists) do
     not build officially either and raise here.
     """
-    del img_size_w, patch_size, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path_rate
-    del norm_layer, depths, sr_ratios
     if len(embed_dim) != 4:
         raise ValueError(
             f"sdt_v3_base: embed_dim needs 4 widths (the official model indexes embed_dim[3]), got {embed_dim}"
@@ -658,30 +637,24 @@ def build_official_base(
     )
 
 
+@official_builder(_LARGE_KWARGS)
 def build_official_large(
     *,
-    T: int = 1,
-    choice: str | None = None,
-    img_size_h: int = 224,
-    img_size_w: int = 224,
-    patch_size: int = 16,
-    embed_dim: Sequence[int] = (128, 256, 512, 640),
-    num_heads: int = 8,
-    mlp_ratios: int = 4,
-    in_channels: int = 3,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.1,
-    num_classes: int = 1000,
-    qkv_bias: bool = False,
-    norm_layer: Any = None,
-    depths: int = 8,
-    sr_ratios: int = 1,
-    mlp_ratio: float = 4.0,
-    nb_classes: int = 1000,
-    kd: bool = True,
-    max_level: int = 4,
+    T: int,
+    choice: str | None,
+    img_size_h: int,
+    embed_dim: Sequence[int],
+    num_heads: int,
+    mlp_ratios: int,
+    in_channels: int,
+    drop_path_rate: float,
+    num_classes: int,
+    depths: int,
+    sr_ratios: int,
+    nb_classes: int,
+    kd: bool,
+    max_level: int,
+    **ignored: Any,
 ) -> ESpikeFormerLarge:
     """Our model equal to ``Spikformer(**kwargs)`` of ``Model_Large/spikformer.py`` (defaults are the class's).
 
@@ -691,7 +664,6 @@ def build_official_large(
     ``patch_size``, ``qk_scale``, ``drop_rate``, ``attn_drop_rate``, ``qkv_bias``, ``norm_layer``, ``mlp_ratio``.
     ``max_level`` is the module constant ``T`` of the official file (4, or 8 for the ``1x8`` checkpoints).
     """
-    del img_size_w, patch_size, qk_scale, drop_rate, attn_drop_rate, qkv_bias, norm_layer, mlp_ratio
     if len(embed_dim) not in (3, 4):
         raise ValueError(f"sdt_v3_large: embed_dim needs 3 (or 4, the last unused) widths, got {embed_dim}")
     if kd and embed_dim[-1] != embed_dim[2]:
@@ -709,17 +681,12 @@ def build_official_large(
     )
 
 
-def _identity_key(key: str, value: Tensor) -> tuple[str, Tensor]:
-    # Module paths are the official ones, so keys carry over unchanged.
-    return key, value
-
-
 register_official_family(
     OfficialFamily(
         name="sdt_v3_base",
         source=f"{_SOURCE} SDT_V3/Classification/Model_Base/models.py Spiking_vit_MetaFormer_Spike_SepConv",
         build=build_official_base,
-        convert_key=_identity_key,
+        convert_key=identity_key,  # module paths are the official ones
     )
 )
 register_official_family(
@@ -727,7 +694,7 @@ register_official_family(
         name="sdt_v3_large",
         source=f"{_SOURCE} SDT_V3/Classification/Model_Large/spikformer.py Spikformer",
         build=build_official_large,
-        convert_key=_identity_key,
+        convert_key=identity_key,  # module paths are the official ones
     )
 )
 

@@ -40,6 +40,17 @@ from torch import Tensor, nn
 from ..layers.spikformer_blocks import SpikeLayer, SpikformerBlock, SpikingPatchSplitting
 from ..neurons.lif import LIF
 from ._base import SpikingModel
+from ._common import (
+    BN_KEYS,
+    PVT_KWARGS,
+    check_input_kind,
+    known_keys_converter,
+    make_head,
+    official_builder,
+    official_int,
+    to_2tuple,
+    trunc_normal_init,
+)
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -61,11 +72,6 @@ SPIKFORMER_PAPER = Paper(
     repo="ZK-Zhou/spikformer",
     commit="621268981827af47aa666c1b5f774de4281d90ad",
 )
-
-
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else size
-    return int(h), int(w)
 
 
 class Spikformer(SpikingModel):
@@ -112,8 +118,6 @@ class Spikformer(SpikingModel):
         spike_layer: SpikeLayer = LIF,
     ) -> None:
         super().__init__()
-        if input_kind not in ("image", "events"):
-            raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
         if T < 1 or depth < 0 or num_classes < 0:
             raise ValueError(f"need T >= 1, depth >= 0, num_classes >= 0; got T={T}, depth={depth}, {num_classes=}")
         if embed_dim % num_heads:
@@ -121,8 +125,8 @@ class Spikformer(SpikingModel):
         self.T = T
         self.num_classes = num_classes
         self.num_features = embed_dim
-        self.input_kind = input_kind
-        self.img_size = _pair(img_size)
+        self.input_kind = check_input_kind(input_kind)
+        self.img_size = to_2tuple(img_size)
 
         self.patch_embed = SpikingPatchSplitting(
             in_chans=in_chans, embed_dim=embed_dim, patch_size=patch_size, spike_layer=spike_layer
@@ -141,15 +145,8 @@ class Spikformer(SpikingModel):
             )
             for _ in range(depth)
         )
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        self.head = make_head(embed_dim, num_classes)
+        self.apply(trunc_normal_init(nn.Linear))
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` (non-negative integers)."""
@@ -172,27 +169,27 @@ class Spikformer(SpikingModel):
 # ---------------------------------------------------------------------------------------------------------------------
 # Official checkpoints: key conversion and builders from the official constructors' keyword arguments.
 
-_BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 # Every key of our state dict (after conversion).
-_OUR_KEY = re.compile(
-    r"patch_embed\.(proj_conv[123]?|rpe_conv)\.weight"
-    rf"|patch_embed\.(proj_bn[123]?|rpe_bn)\.{_BN}"
-    r"|block\.\d+\.attn\.(q|k|v|proj)_linear\.(weight|bias)"
-    rf"|block\.\d+\.attn\.(q|k|v|proj)_bn\.{_BN}"
-    r"|block\.\d+\.mlp\.fc[12]_linear\.(weight|bias)"
-    rf"|block\.\d+\.mlp\.fc[12]_bn\.{_BN}"
-    r"|head\.(weight|bias)"
+_OUR_KEY_PATTERNS = (
+    r"patch_embed\.(proj_conv[123]?|rpe_conv)\.weight",
+    rf"patch_embed\.(proj_bn[123]?|rpe_bn)\.{BN_KEYS}",
+    r"block\.\d+\.attn\.(q|k|v|proj)_linear\.(weight|bias)",
+    rf"block\.\d+\.attn\.(q|k|v|proj)_bn\.{BN_KEYS}",
+    r"block\.\d+\.mlp\.fc[12]_linear\.(weight|bias)",
+    rf"block\.\d+\.mlp\.fc[12]_bn\.{BN_KEYS}",
+    r"head\.(weight|bias)",
 )
+_OUR_KEY = re.compile("|".join(f"(?:{p})" for p in _OUR_KEY_PATTERNS))
 # ImageNet / DVS files: 1-wide convs in the blocks; ours are nn.Linear.
 _CONV_PROJ = re.compile(r"(block\.\d+\.(?:attn\.(?:q|k|v|proj)|mlp\.fc[12]))_conv\.(weight|bias)")
 # Built by every official file but never used by its forward (two LayerNorms per block; DVS: pos_embed, norm).
 _UNUSED_BLOCK_NORMS = r"block\.\d+\.norm[12]\.(weight|bias)"
 _UNUSED_DVS = (_UNUSED_BLOCK_NORMS, r"pos_embed", r"norm\.(weight|bias)")
 
-
-def convert_cifar_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
-    """CIFAR file: the keys are ours already. Returns ``None`` for a key that is not a Spikformer-CIFAR key."""
-    return (key, value) if _OUR_KEY.fullmatch(key) else None
+convert_cifar_key = known_keys_converter(_OUR_KEY_PATTERNS)
+convert_cifar_key.__doc__ = (
+    "CIFAR file: the keys are ours already. Returns ``None`` for a key that is not a Spikformer-CIFAR key."
+)
 
 
 def convert_conv_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
@@ -211,14 +208,45 @@ def convert_conv_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
     return f"{prefix}_linear.{kind}", value
 
 
-def _official_int(name: str, value: Any) -> int:
-    # The official class defaults for these are lists (a multi-stage leftover) with which it cannot be built.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"official Spikformer argument {name} must be an int, got {value!r}")
-    return value
+# What each official file fixes, whatever its arguments say.
+_CIFAR_FILE: dict[str, Any] = dict(patch_size=4, attn_scale=0.125, qkv_bias=True, kv_first=False)
+_IMAGENET_FILE: dict[str, Any] = dict(T=4, patch_size=16, attn_scale=0.125, qkv_bias=False, kv_first=True)
+_DVS_FILE: dict[str, Any] = dict(
+    T=16, patch_size=16, attn_scale=0.25, qkv_bias=False, kv_first=False, input_kind="events"
+)
+
+# The official constructors' keyword arguments with their defaults (timm's create_model adds pretrained and
+# drop_block_rate). CIFAR: the class's scalar defaults; its list defaults of the shape arguments cannot build, so
+# those are required. ImageNet / DVS: the defaults of each file's registered factory.
+_TIMM_EXTRA: dict[str, Any] = dict(pretrained=False, drop_block_rate=None)
+_CIFAR_KWARGS: dict[str, Any] = dict(PVT_KWARGS, norm_layer="LayerNorm", T=4, **_TIMM_EXTRA)
+_FACTORY_KWARGS: dict[str, Any] = dict(
+    PVT_KWARGS, mlp_ratios=4, norm_layer="partial(nn.LayerNorm, eps=1e-6)", **_TIMM_EXTRA
+)
+_IMAGENET_KWARGS: dict[str, Any] = dict(
+    _FACTORY_KWARGS, img_size_h=224, img_size_w=224, in_channels=3, num_classes=1000, embed_dims=512, num_heads=8,
+    depths=8,
+)  # fmt: skip
+_DVS_KWARGS: dict[str, Any] = dict(_FACTORY_KWARGS, num_classes=10, embed_dims=256, num_heads=16, depths=2)
 
 
-def _check_dead(*, pretrained: bool, drop_block_rate: Any, norm_layer: Any) -> None:
+def _build_official(
+    file_cfg: dict[str, Any],
+    *,
+    img_size_h: int,
+    img_size_w: int,
+    in_channels: int,
+    num_classes: int,
+    embed_dims: int,
+    num_heads: int,
+    mlp_ratios: float,
+    depths: int,
+    norm_layer: Any,
+    pretrained: bool,
+    drop_block_rate: float | None,
+    **ignored: Any,
+) -> Spikformer:
+    # ``ignored``: patch_size, qkv_bias, qk_scale, the drop rates, sr_ratios have no effect in any official forward.
     if pretrained:
         raise ValueError("no official Spikformer weights are published (ZK-Zhou/spikformer issue #4)")
     if drop_block_rate is not None:
@@ -226,135 +254,49 @@ def _check_dead(*, pretrained: bool, drop_block_rate: Any, norm_layer: Any) -> N
         raise TypeError("the official Spikformer has no drop_block_rate argument")
     if not (isinstance(norm_layer, str) or callable(norm_layer)):
         raise TypeError(f"norm_layer must be a class, a factory or its name, got {norm_layer!r}")
+    return Spikformer(
+        num_classes=num_classes,
+        img_size=(img_size_h, img_size_w),
+        in_chans=in_channels,
+        embed_dim=official_int("embed_dims", embed_dims, family="Spikformer"),
+        depth=official_int("depths", depths, family="Spikformer"),
+        num_heads=official_int("num_heads", num_heads, family="Spikformer"),
+        mlp_ratio=mlp_ratios,
+        **file_cfg,
+    )
 
 
-def spikformer_from_official_cifar(
-    *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dims: int,
-    num_heads: int,
-    mlp_ratios: float,
-    depths: int,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = "LayerNorm",
-    sr_ratios: Any = 1,
-    T: int = 4,
-    pretrained: bool = False,
-    drop_block_rate: float | None = None,
-) -> Spikformer:
+@official_builder(_CIFAR_KWARGS)
+def spikformer_from_official_cifar(*, T: int, **kwargs: Any) -> Spikformer:
     """Our model equal to ``cifar10/model.py``'s ``Spikformer(**kwargs)`` (or timm ``spikformer`` of that file).
 
     The scalar defaults are the official class's; its list defaults cannot build, so those arguments are required.
     ``patch_size``, ``qkv_bias``, ``qk_scale``, the drop rates, ``norm_layer`` and ``sr_ratios`` are accepted and,
     as in the official forward, have no effect (the file always pools twice and its q/k/v Linear has a bias).
     """
-    _check_dead(pretrained=pretrained, drop_block_rate=drop_block_rate, norm_layer=norm_layer)
-    return Spikformer(
-        num_classes=num_classes,
-        img_size=(img_size_h, img_size_w),
-        in_chans=in_channels,
-        T=T,
-        embed_dim=_official_int("embed_dims", embed_dims),
-        depth=_official_int("depths", depths),
-        num_heads=_official_int("num_heads", num_heads),
-        mlp_ratio=mlp_ratios,
-        **_CIFAR_FILE,
-    )
+    return _build_official(dict(_CIFAR_FILE, T=T), **kwargs)
 
 
-def spikformer_from_official_imagenet(
-    *,
-    img_size_h: int = 224,
-    img_size_w: int = 224,
-    patch_size: int = 16,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    embed_dims: int = 512,
-    num_heads: int = 8,
-    mlp_ratios: float = 4,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = "partial(nn.LayerNorm, eps=1e-6)",
-    depths: int = 8,
-    sr_ratios: Any = 1,
-    pretrained: bool = False,
-    drop_block_rate: float | None = None,
-) -> Spikformer:
+@official_builder(_IMAGENET_KWARGS)
+def spikformer_from_official_imagenet(**kwargs: Any) -> Spikformer:
     """Our model equal to ``imagenet/model.py``'s ``Spikformer(**kwargs)``, run with the official ``T = 4``.
 
     Defaults are the file's registered factory (Spikformer-8-512, 224 x 224, 1000 classes). Dead arguments as in
     :func:`spikformer_from_official_cifar`; the file always pools four times. Set ``model.T`` for other time steps.
     """
-    _check_dead(pretrained=pretrained, drop_block_rate=drop_block_rate, norm_layer=norm_layer)
-    return Spikformer(
-        num_classes=num_classes,
-        img_size=(img_size_h, img_size_w),
-        in_chans=in_channels,
-        embed_dim=_official_int("embed_dims", embed_dims),
-        depth=_official_int("depths", depths),
-        num_heads=_official_int("num_heads", num_heads),
-        mlp_ratio=mlp_ratios,
-        **_IMAGENET_FILE,
-    )
+    return _build_official(_IMAGENET_FILE, **kwargs)
 
 
-def spikformer_from_official_dvs(
-    *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 10,
-    embed_dims: int = 256,
-    num_heads: int = 16,
-    mlp_ratios: float = 4,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = "partial(nn.LayerNorm, eps=1e-6)",
-    depths: int = 2,
-    sr_ratios: Any = 1,
-    pretrained: bool = False,
-    drop_block_rate: float | None = None,
-) -> Spikformer:
+@official_builder(_DVS_KWARGS)
+def spikformer_from_official_dvs(**kwargs: Any) -> Spikformer:
     """Our model equal to ``cifar10dvs/model.py``'s ``Spikformer(**kwargs)``; it takes ``[T, B, 2, H, W]`` frames.
 
     Defaults are the file's registered factory (Spikformer-2-256, 16 heads, 10 classes, 128 x 128). The official
     model only runs at 128 x 128; ours also runs at other sizes. ``model.T`` (16, the official training script's
     default) is only the nominal number of frames: event input brings its own time axis.
     """
-    _check_dead(pretrained=pretrained, drop_block_rate=drop_block_rate, norm_layer=norm_layer)
-    return Spikformer(
-        num_classes=num_classes,
-        img_size=(img_size_h, img_size_w),
-        in_chans=in_channels,
-        embed_dim=_official_int("embed_dims", embed_dims),
-        depth=_official_int("depths", depths),
-        num_heads=_official_int("num_heads", num_heads),
-        mlp_ratio=mlp_ratios,
-        **_DVS_FILE,
-    )
+    return _build_official(_DVS_FILE, **kwargs)
 
-
-# What each official file fixes, whatever its arguments say.
-_CIFAR_FILE: dict[str, Any] = dict(patch_size=4, attn_scale=0.125, qkv_bias=True, kv_first=False)
-_IMAGENET_FILE: dict[str, Any] = dict(T=4, patch_size=16, attn_scale=0.125, qkv_bias=False, kv_first=True)
-_DVS_FILE: dict[str, Any] = dict(
-    T=16, patch_size=16, attn_scale=0.25, qkv_bias=False, kv_first=False, input_kind="events"
-)
 
 _SOURCE = "ZK-Zhou/spikformer @ 621268981827af47aa666c1b5f774de4281d90ad"
 register_official_family(

@@ -26,7 +26,6 @@ Readings of the official code:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from torch import Tensor, nn
@@ -39,16 +38,10 @@ from ..layers.sdt_blocks import (
     SpikeLayer,
     resolve_spike_layer,
 )
+from ._common import known_keys_converter, official_builder
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
-from .sdt import (
-    SDT_KEY_PATTERNS,
-    SpikeDrivenTransformer,
-    _check_depth,
-    _image_size,
-    parse_pooling_stat,
-    spike_layer_from_mode,
-)
+from .sdt import SDT_BASE_KWARGS, SDT_KEY_PATTERNS, SpikeDrivenTransformer, official_model_kwargs
 
 __all__ = [
     "SpatioTemporalAttention",
@@ -56,6 +49,7 @@ __all__ = [
     "STATTEN_PAPER",
     "build_official",
     "convert_official_key",
+    "STATTEN_OFFICIAL_KWARGS",
 ]
 
 STATTEN_PAPER = Paper(
@@ -167,36 +161,13 @@ class STAtten(SpikeDrivenTransformer):
 # Official interop
 
 
-def build_official(
-    *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: Any = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dims: int = 512,
-    num_heads: int = 8,
-    mlp_ratios: float = 4,
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    drop_block_rate: float | None = None,
-    norm_layer: Any = None,
-    depths: int = 8,
-    sr_ratios: Any = 1,
-    T: int = 4,
-    chunk_size: int = 2,
-    pooling_stat: str = "1111",
-    spike_mode: str = "lif",
-    attn_mode: str = "direct_xor",
-    dvs_mode: bool = False,
-    TET: bool = False,
-    attention_mode: str = "STAtten",
-    pretrained: bool = False,
-    pretrained_cfg: Any = None,
-) -> SpikeDrivenTransformer:
+# The official STAtten constructor's keyword arguments: SDT V1's (without get_embed and cml) plus the time chunk
+# and the attention switch.
+STATTEN_OFFICIAL_KWARGS: dict[str, Any] = dict(SDT_BASE_KWARGS, chunk_size=2, attention_mode="STAtten")
+
+
+@official_builder(STATTEN_OFFICIAL_KWARGS)
+def build_official(*, chunk_size: int, attention_mode: str, **kwargs: Any) -> SpikeDrivenTransformer:
     """Our model equal to the official STAtten ``SpikeDrivenTransformer(**kwargs)`` (timm name ``sdt``).
 
     ``attention_mode="STAtten"`` (the default, and the only value the official train.py ever uses) gives
@@ -205,23 +176,11 @@ def build_official(
     ``norm_layer``, ``sr_ratios``, ``attn_mode``, ``pretrained``, ``pretrained_cfg``; ``TET`` only changes the
     official output rank (use ``forward_timesteps``). Unknown keyword arguments raise ``TypeError``.
     """
-    common = dict(
-        num_classes=num_classes,
-        img_size=_image_size(img_size_h, img_size_w),
-        in_chans=in_channels,
-        T=T,
-        embed_dim=embed_dims,
-        depth=_check_depth(depths),
-        num_heads=num_heads,
-        mlp_ratio=mlp_ratios,
-        pool_stages=parse_pooling_stat(pooling_stat),
-        dvs_mode=dvs_mode,
-        spike_layer=spike_layer_from_mode(spike_mode),
-    )
+    common = official_model_kwargs(**kwargs)
     if attention_mode == "STAtten":
         return STAtten(chunk_size=chunk_size, attn_spike_layer="lif", **common)
     if attention_mode == "SDT":
-        if dvs_mode:
+        if common["dvs_mode"]:
             raise NotImplementedError(
                 "STAtten's attention_mode='SDT' with dvs_mode also filters Q (unlike SDT V1) and is not ported"
             )
@@ -233,15 +192,8 @@ def build_official(
     raise ValueError(f"attention_mode must be 'STAtten' or 'SDT', got {attention_mode!r}")
 
 
-# Same names as SDT V1, plus the attention output neuron attn_lif (used here).
-_STATTEN_KEY_RE = re.compile(
-    "|".join(f"(?:{p})" for p in (*SDT_KEY_PATTERNS, r"block\.\d+\.attn\.attn_lif\.w"))
-)
-
-
-def convert_official_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
-    """Official STAtten key -> ours: identical names, so a known key maps to itself; unknown -> None."""
-    return (key, value) if _STATTEN_KEY_RE.fullmatch(key) else None
+# Same names as SDT V1, plus the attention output neuron attn_lif (used here). A known key maps to itself.
+convert_official_key = known_keys_converter((*SDT_KEY_PATTERNS, r"block\.\d+\.attn\.attn_lif\.w"))
 
 
 register_official_family(
