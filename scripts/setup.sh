@@ -9,3 +9,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt "torch==2.13.0"
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+# Optional cross-check of our synaptic-operation counts against SpikingJelly's counter (tests/test_analysis*.py).
+# Its declared dependencies would pull another torch, so it is installed without them.
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt --no-deps "spikingjelly==2.0.0" "loguru>=0.7"

@@ -355,3 +355,20 @@ def test_reports_table_json_and_plot(tmp_path):
     assert [m["model"] for m in json.loads((tmp_path / "c.json").read_text())["models"]] == ["a", "b"]
     plot_report(r1, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_transposed_conv_events():
+    class Up(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lif = LIF()
+            self.up = TimeDistributed(nn.ConvTranspose2d(2, 3, 2, stride=2, bias=False))
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.up(self.lif(x))
+
+    x = torch.zeros(1, 1, 2, 3, 3)
+    x[..., 1, 1, 2] = 3.0  # one spike
+    (up,) = analyze(Up(), [x], batch_dim=1).layers
+    assert up.acs == 3 * 4  # every tap (2x2) of every output channel: no border crops a stride-2 transposed conv
+    assert up.dense_flops == 2 * 9 * 3 * 4  # input elements x C_out x k^2

@@ -269,3 +269,27 @@ def test_fused_and_compact_spikformer_matches_reference():
     scale = max(float(p.grad.abs().max()) for p in ref.parameters())
     for (name, p), q in zip(ref.named_parameters(), new.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12 * scale, msg=name)
+
+
+@pytest.mark.parametrize("op", ["matmul", "matmul-real-b", "mul", "mul-broadcast"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_spike_matmul_and_mul_match_plain(op, dtype):
+    from spiking_transformers.neurons.kernels.spike_ops import spike_matmul, spike_mul
+
+    a = _spikes(2, 3, 5, 4, dtype=dtype)
+    b = _spikes(2, 3, 4, 6, dtype=dtype, top=3)
+    if op == "matmul-real-b":
+        b = torch.randn(2, 3, 4, 6, dtype=dtype)
+    if op.startswith("mul"):
+        b = _spikes(2, 3, 5, 4, dtype=dtype) if op == "mul" else _spikes(2, 3, 1, 4, dtype=dtype, top=5)
+    fn, plain = (spike_matmul, torch.matmul) if op.startswith("matmul") else (spike_mul, torch.mul)
+    a1, b1 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    a2, b2 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    y1, y2 = plain(a1, b1), fn(a2, b2)
+    assert torch.equal(y1, y2)
+    g = torch.randn(y1.shape, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    tol = 1e-13 if dtype == torch.float64 else 1e-6
+    for p, q in ((a1.grad, a2.grad), (b1.grad, b2.grad)):
+        torch.testing.assert_close(q, p, rtol=tol, atol=tol * float(p.abs().max()))

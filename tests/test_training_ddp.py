@@ -23,7 +23,7 @@ def test_torchrun_two_processes_equal_single_process(tmp_path):
     single = run_cli(tmp_path, *ARGS, "--out", str(tmp_path / "single"))
     assert single.returncode == 0, single.stderr[-4000:]
 
-    r0, r1 = load_weights(tmp_path / "ranks" / "rank0.safetensors"), load_weights(tmp_path / "ranks" / "rank1.safetensors")
+    r0, r1 = (load_weights(tmp_path / "ranks" / f"rank{r}.safetensors") for r in (0, 1))
     for k in r0:
         if "running" not in k and "num_batches" not in k:
             assert torch.equal(r0[k], r1[k]), f"ranks differ in {k}"

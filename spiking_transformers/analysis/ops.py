@@ -680,7 +680,8 @@ class SynapticOpCounter(TorchDispatchMode):
         elif driver == 1 and kw is not None and kw.kind != "real":
             # An activation used as a convolution kernel (rare): count it densely as a MAC-free dynamic weight.
             tensor = w
-            acs = int(round(float(kw.counts.sum(dtype=torch.float64)))) * (out.numel() // max(c_out, 1))  # type: ignore[union-attr]
+            events = float(kw.counts.sum(dtype=torch.float64))  # type: ignore[union-attr]
+            acs = int(round(events)) * (out.numel() // max(c_out, 1))
         weight = w if kw is None else (x if kx is None else None)
         act = x if kx is not None else w
         linear = weight is not None and _lin(self._meta.get(act))

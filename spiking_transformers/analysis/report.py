@@ -103,7 +103,8 @@ def format_report(report: EnergyReport, *, all_neurons: bool = False) -> str:
     lines.append("")
     lines.append(f"audit: {report.audit.explain()}")
     if report.audit.real_operands:
-        lines.append(f"  (spike-driven, but with a real-valued dynamic operand: {', '.join(report.audit.real_operands)})")
+        real_ops = ", ".join(report.audit.real_operands)
+        lines.append(f"  (spike-driven, but with a real-valued dynamic operand: {real_ops})")
     return "\n".join(lines)
 
 
@@ -193,8 +194,8 @@ def plot_report(report: EnergyReport, path: str | os.PathLike[str]) -> None:
     ax2.set_xticklabels(kinds)
     ax2.set_ylabel("energy per sample (mJ)")
     t = report.totals
-    ax2.set_title(f"energy by operation type: SNN {human_energy(t['energy_pj'])}, ANN {human_energy(t['energy_ann_pj'])}"
-                  f" ({report.table.name})")
+    ax2.set_title(f"energy by operation type: SNN {human_energy(t['energy_pj'])}, "
+                  f"ANN {human_energy(t['energy_ann_pj'])} ({report.table.name})")
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

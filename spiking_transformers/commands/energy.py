@@ -153,6 +153,9 @@ def _analyse(name: str, args: argparse.Namespace, checkpoint: str | None) -> Any
     with expand:
         report = analyze(model, _batches(model, name, args, dataset), name=name, batch_stats=args.bn_batch_stats,
                          memory=args.memory)
+    if checkpoint is None and not args.bn_batch_stats and report.totals["firing_rate"] < 1e-2:
+        notes.append(f"mean firing rate {report.totals['firing_rate']:.4f}: an initialised model's BatchNorm running "
+                     "statistics silence most neurons; --bn-batch-stats normalises with batch statistics instead")
     report.notes[:0] = notes
     return report
 

@@ -287,7 +287,9 @@ register_official_family(
 _TINY = dict(depth=1, embed_dim=32, num_heads=4, img_size=32, T=2)
 _CIFAR = dict(input_kind="image", img_size=32, in_chans=3, default_T=4)
 _IMAGENET = dict(input_kind="image", dataset="imagenet", num_classes=1000, img_size=224, in_chans=3, default_T=4)
-_COMMON = dict(family="sdt", paper=SDT_PAPER, lineage="spikformer", spike_driven=True, official_family="sdt")
+_COMMON = dict(
+    family="sdt", paper=SDT_PAPER, lineage="spikformer", spike_driven=True, official_family="sdt", tiny_overrides=_TINY
+)
 _CIFAR_ARCH = dict(num_heads=8, mlp_ratio=4.0, pool_stages=(False, False, True, True), img_size=32, T=4)
 _IMAGENET_ARCH = dict(num_heads=8, mlp_ratio=4.0, pool_stages=(True, True, True, True), img_size=224, T=4)
 _UNUSED_NOTE = "Official count includes the unused talking_heads Conv1d (heads^2 per block), left out here. "
@@ -301,7 +303,6 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> SpikeDrivenT
     **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, reported_top1=None,
     official_config="sdt_v1/sdt-2-256-cifar10-T4", official_params=2567082, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10/2_256_300E_t4.yml; no accuracy for this size in the spec.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_256_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10), kwargs)
@@ -311,7 +312,6 @@ def sdt_2_256_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, reported_top1=95.6,
     official_config="sdt_v1/sdt-2-512-cifar10-T4", official_params=10233546, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10/2_512_300E_t4.yml. reported_top1 95.6 is [recall]: check against the paper.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_512_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
@@ -323,7 +323,6 @@ def sdt_2_512_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10/2_512_300E_t4_TET.yml: the 2-512 architecture trained with the TET loss "
     "(means 1.0, lambda 0.001); use forward_timesteps for the per-step logits.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_512_cifar10_tet(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
@@ -333,7 +332,6 @@ def sdt_2_512_cifar10_tet(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, reported_top1=None,
     official_config="sdt_v1/sdt-2-256-cifar100-T4", official_params=2590212, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar100/2_256_300E_t4.yml; no accuracy for this size in the spec.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_256_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=100), kwargs)
@@ -343,7 +341,6 @@ def sdt_2_256_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, reported_top1=78.4,
     official_config="sdt_v1/sdt-2-512-cifar100-T4", official_params=10279716, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar100/2_512_300E_t4.yml. reported_top1 78.4 is [recall]: check against the paper.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_512_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=100), kwargs)
@@ -356,7 +353,6 @@ def sdt_2_512_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t10_TET.yml: frames resized to 64x64, dvs_mode (Erode) on, "
     "trained with the TET loss (forward_timesteps gives the per-step logits). The paper reports 80.0 at T=16 "
     "[recall]; the official config trains T=10, for which no accuracy is recorded.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_256_cifar10dvs(**kwargs: Any) -> SpikeDrivenTransformer:
     arch = dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10, img_size=64, in_chans=2, T=10)
@@ -374,7 +370,6 @@ _GESTURE = dict(input_kind="events", dataset="dvs128-gesture", num_classes=11, i
     **_COMMON, **_GESTURE, default_T=10, reported_top1=None, official_config="sdt_v1/sdt-2-256-gesture-T10",
     official_params=2567051, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/gesture/2_256_200E_t10.yml (pooling 0111, 128 -> 16x16 tokens, no dvs_mode).",
-    tiny_overrides=_TINY,
 )
 def sdt_2_256_gesture_t10(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_GESTURE_ARCH, T=10), kwargs)
@@ -385,7 +380,6 @@ def sdt_2_256_gesture_t10(**kwargs: Any) -> SpikeDrivenTransformer:
     official_params=2567051, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/gesture/2_256_200E_t16.yml (pooling 0111, no dvs_mode). reported_top1 99.3 is "
     "[recall]: check against the paper.",
-    tiny_overrides=_TINY,
 )
 def sdt_2_256_gesture_t16(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_GESTURE_ARCH, T=16), kwargs)
@@ -395,7 +389,6 @@ def sdt_2_256_gesture_t16(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_IMAGENET, reported_top1=72.28, official_config="sdt_v1/sdt-8-384-imagenet-T4",
     official_params=16816536, official_unused_params=8 * 64,
     notes=_UNUSED_NOTE + "conf/imagenet/8_384_300E_t4.yml; accuracy and 3.90 mJ from the official README.",
-    tiny_overrides=_TINY,
 )
 def sdt_8_384(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=384, num_classes=1000), kwargs)
@@ -405,7 +398,6 @@ def sdt_8_384(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_IMAGENET, reported_top1=74.11, official_config="sdt_v1/sdt-6-512-imagenet-T4",
     official_params=23373736, official_unused_params=6 * 64,
     notes=_UNUSED_NOTE + "conf/imagenet/6_512_300E_t4.yml; accuracy and 3.56 mJ from the official README.",
-    tiny_overrides=_TINY,
 )
 def sdt_6_512(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_IMAGENET_ARCH, depth=6, embed_dim=512, num_classes=1000), kwargs)
@@ -415,7 +407,6 @@ def sdt_6_512(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_IMAGENET, reported_top1=74.57, official_config="sdt_v1/sdt-8-512-imagenet-T4",
     official_params=29689896, official_unused_params=8 * 64,
     notes=_UNUSED_NOTE + "conf/imagenet/8_512_300E_t4.yml; accuracy and 4.50 mJ from the official README.",
-    tiny_overrides=_TINY,
 )
 def sdt_8_512(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=512, num_classes=1000), kwargs)
@@ -426,7 +417,6 @@ def sdt_8_512(**kwargs: Any) -> SpikeDrivenTransformer:
     official_params=36006056, official_unused_params=10 * 64,
     notes=_UNUSED_NOTE + "The official config file is conf/imagenet/10_384_300E_t4.yml but it sets dim 512 and "
     "10 layers; accuracy and 5.53 mJ from the official README.",
-    tiny_overrides=_TINY,
 )
 def sdt_10_512(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_IMAGENET_ARCH, depth=10, embed_dim=512, num_classes=1000), kwargs)
@@ -437,7 +427,6 @@ def sdt_10_512(**kwargs: Any) -> SpikeDrivenTransformer:
     official_params=66339144, official_unused_params=8 * 64,
     notes=_UNUSED_NOTE + "conf/imagenet/8_768_300E_t4.yml. 77.07 (README, 6.09 mJ) is measured at 288x288 test "
     "resolution (--large-valid); at 224 the paper gives 76.32 [recall].",
-    tiny_overrides=_TINY,
 )
 def sdt_8_768(**kwargs: Any) -> SpikeDrivenTransformer:
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=768, num_classes=1000), kwargs)

@@ -345,9 +345,12 @@ def _unused_dvs(depth: int, dim: int, img_size: int = 128, patch_size: int = 16)
 
 
 _COMMON: dict[str, Any] = dict(family="spikformer", paper=SPIKFORMER_PAPER, lineage=None, spike_driven=False)
+_CIFAR_TINY = dict(depth=1, embed_dim=32, num_heads=2, T=2)
+_BIG_TINY = dict(depth=1, embed_dim=32, num_heads=2, T=2, img_size=64)
 _CIFAR_INFO: dict[str, Any] = dict(
-    _COMMON, default_T=4, input_kind="image", img_size=32, in_chans=3, official_family="spikformer"
-)
+    _COMMON, default_T=4, input_kind="image", img_size=32, in_chans=3, official_family="spikformer",
+    tiny_overrides=_CIFAR_TINY,
+)  # fmt: skip
 _IMAGENET_INFO: dict[str, Any] = dict(
     _COMMON,
     default_T=4,
@@ -357,12 +360,12 @@ _IMAGENET_INFO: dict[str, Any] = dict(
     img_size=224,
     in_chans=3,
     official_family="spikformer_imagenet",
+    tiny_overrides=_BIG_TINY,
 )
 _DVS_INFO: dict[str, Any] = dict(
-    _COMMON, default_T=16, input_kind="events", img_size=128, in_chans=2, official_family="spikformer_dvs"
-)
-_CIFAR_TINY = dict(depth=1, embed_dim=32, num_heads=2, T=2)
-_BIG_TINY = dict(depth=1, embed_dim=32, num_heads=2, T=2, img_size=64)
+    _COMMON, default_T=16, input_kind="events", img_size=128, in_chans=2, official_family="spikformer_dvs",
+    tiny_overrides=_BIG_TINY,
+)  # fmt: skip
 _CIFAR = dict(_CIFAR_FILE, img_size=32, in_chans=3)
 _IMAGENET = dict(_IMAGENET_FILE, img_size=224, in_chans=3, num_classes=1000)
 _DVS = dict(_DVS_FILE, img_size=128, in_chans=2)
@@ -377,7 +380,6 @@ _DVS = dict(_DVS_FILE, img_size=128, in_chans=2)
     official_params=9330874,
     official_unused_params=_unused_block_norms(4, 384),
     notes="cifar10/cifar10.yml. 95.51 with 400 epochs [paper-2].",
-    tiny_overrides=_CIFAR_TINY,
 )
 def spikformer_4_384_cifar10(**kwargs: Any) -> Spikformer:
     return _create(_CIFAR, kwargs, num_classes=10, depth=4, embed_dim=384, num_heads=12)
@@ -392,7 +394,6 @@ def spikformer_4_384_cifar10(**kwargs: Any) -> Spikformer:
     official_params=9365524,
     official_unused_params=_unused_block_norms(4, 384),
     notes="Top-1 from memory of the paper [recall]; 78.21 with 400 epochs [recall, also quoted by a third party].",
-    tiny_overrides=_CIFAR_TINY,
 )
 def spikformer_4_384_cifar100(**kwargs: Any) -> Spikformer:
     return _create(_CIFAR, kwargs, num_classes=100, depth=4, embed_dim=384, num_heads=12)
@@ -408,7 +409,6 @@ def spikformer_4_384_cifar100(**kwargs: Any) -> Spikformer:
     official_unused_params=_unused_block_norms(4, 256),
     notes="Paper ablation size; heads not given by the paper, 16 as in param_counts.json (params do not depend on "
     "heads). Top-1 [recall] (CIFAR-100: 75.96 [recall]).",
-    tiny_overrides=_CIFAR_TINY,
 )
 def spikformer_4_256_cifar10(**kwargs: Any) -> Spikformer:
     return _create(_CIFAR, kwargs, num_classes=10, depth=4, embed_dim=256, num_heads=16)
@@ -423,7 +423,6 @@ def spikformer_4_256_cifar10(**kwargs: Any) -> Spikformer:
     official_params=5768122,
     official_unused_params=_unused_block_norms(2, 384),
     notes="Paper ablation size; 12 heads assumed. Top-1 [recall] (CIFAR-100: 76.95 [recall]).",
-    tiny_overrides=_CIFAR_TINY,
 )
 def spikformer_2_384_cifar10(**kwargs: Any) -> Spikformer:
     return _create(_CIFAR, kwargs, num_classes=10, depth=2, embed_dim=384, num_heads=12)
@@ -437,7 +436,6 @@ def spikformer_2_384_cifar10(**kwargs: Any) -> Spikformer:
     official_unused_params=_unused_block_norms(8, 384),
     notes="8 heads as in the Spikingformer energy tool (param_counts.json used 12; params do not depend on heads). "
     "Top-1 and 7.73 mJ [paper-2].",
-    tiny_overrides=_BIG_TINY,
 )
 def spikformer_8_384(**kwargs: Any) -> Spikformer:
     return _create(_IMAGENET, kwargs, depth=8, embed_dim=384, num_heads=8)
@@ -450,7 +448,6 @@ def spikformer_8_384(**kwargs: Any) -> Spikformer:
     official_params=29705768,
     official_unused_params=_unused_block_norms(8, 512),
     notes="The official imagenet/model.py factory. 11.58 mJ [paper-2].",
-    tiny_overrides=_BIG_TINY,
 )
 def spikformer_8_512(**kwargs: Any) -> Spikformer:
     return _create(_IMAGENET, kwargs, depth=8, embed_dim=512, num_heads=8)
@@ -463,7 +460,6 @@ def spikformer_8_512(**kwargs: Any) -> Spikformer:
     official_params=36025896,
     official_unused_params=_unused_block_norms(10, 512),
     notes="13.90 mJ [paper-2].",
-    tiny_overrides=_BIG_TINY,
 )
 def spikformer_10_512(**kwargs: Any) -> Spikformer:
     return _create(_IMAGENET, kwargs, depth=10, embed_dim=512, num_heads=8)
@@ -476,7 +472,6 @@ def spikformer_10_512(**kwargs: Any) -> Spikformer:
     official_params=66363208,
     official_unused_params=_unused_block_norms(8, 768),
     notes="12 heads (pending a check against the paper; params do not depend on heads). 21.48 mJ [paper-2].",
-    tiny_overrides=_BIG_TINY,
 )
 def spikformer_8_768(**kwargs: Any) -> Spikformer:
     return _create(_IMAGENET, kwargs, depth=8, embed_dim=768, num_heads=12)
@@ -484,14 +479,13 @@ def spikformer_8_768(**kwargs: Any) -> Spikformer:
 
 @register_model(
     **_DVS_INFO,
-    dataset="cifar10dvs",
+    dataset="cifar10-dvs",
     num_classes=10,
     reported_top1=80.9,
     official_config="spikformer/spikformer-2-256-cifar10dvs",
     official_params=2585610,
     official_unused_params=_unused_dvs(2, 256),
     notes="The official cifar10dvs/model.py factory, T=16 frames. Top-1 [recall] (78.9 at T=10 [recall]).",
-    tiny_overrides=_BIG_TINY,
 )
 def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
     return _create(_DVS, kwargs, num_classes=10, depth=2, embed_dim=256, num_heads=16)
@@ -499,7 +493,7 @@ def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
 
 @register_model(
     **_DVS_INFO,
-    dataset="dvs128gesture",
+    dataset="dvs128-gesture",
     num_classes=11,
     reported_top1=98.3,
     official_config="spikformer/spikformer-2-256-dvs128gesture",
@@ -507,7 +501,6 @@ def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
     official_unused_params=_unused_dvs(2, 256),
     notes="The repository has no DVS128 Gesture code; the CIFAR10-DVS model with 11 classes. Top-1 at T=16 "
     "[recall] (96.9 at T=10 [recall]).",
-    tiny_overrides=_BIG_TINY,
 )
 def spikformer_2_256_dvs128gesture(**kwargs: Any) -> Spikformer:
     return _create(_DVS, kwargs, num_classes=11, depth=2, embed_dim=256, num_heads=16)

@@ -216,7 +216,9 @@ register_official_family(
 # Registered variants
 
 _TINY = dict(depth=1, embed_dim=32, num_heads=4, img_size=32, T=2, chunk_size=2)
-_COMMON = dict(family="statten", paper=STATTEN_PAPER, lineage="sdt", spike_driven=True, official_family="statten")
+_COMMON = dict(
+    family="statten", paper=STATTEN_PAPER, lineage="sdt", spike_driven=True, official_family="statten",
+)  # fmt: skip
 _UNUSED_NOTE = "Official count includes the unused talking_heads Conv1d (heads^2 per block), left out here. "
 _NO_ACC = "No accuracy recorded: the CVPR tables were not retrieved."
 _CIFAR = dict(input_kind="image", img_size=32, in_chans=3, default_T=4)
@@ -236,7 +238,7 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> STAtten:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, official_config="statten/statten-2-256-cifar10-T4",
     official_params=2567082, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar10/2_256_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+    notes=_UNUSED_NOTE + "conf/cifar10/2_256_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_256_cifar10(**kwargs: Any) -> STAtten:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10), kwargs)
@@ -245,7 +247,7 @@ def statten_2_256_cifar10(**kwargs: Any) -> STAtten:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, official_config="statten/statten-2-512-cifar10-T4",
     official_params=10233546, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar10/2_512_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+    notes=_UNUSED_NOTE + "conf/cifar10/2_512_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_512_cifar10(**kwargs: Any) -> STAtten:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
@@ -254,7 +256,7 @@ def statten_2_512_cifar10(**kwargs: Any) -> STAtten:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, official_config="statten/statten-2-256-cifar100-T4",
     official_params=2590212, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar100/2_256_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+    notes=_UNUSED_NOTE + "conf/cifar100/2_256_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_256_cifar100(**kwargs: Any) -> STAtten:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=100), kwargs)
@@ -263,7 +265,7 @@ def statten_2_256_cifar100(**kwargs: Any) -> STAtten:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, official_config="statten/statten-2-512-cifar100-T4",
     official_params=10279716, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar100/2_512_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+    notes=_UNUSED_NOTE + "conf/cifar100/2_512_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_512_cifar100(**kwargs: Any) -> STAtten:
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=100), kwargs)
@@ -272,7 +274,7 @@ def statten_2_512_cifar100(**kwargs: Any) -> STAtten:
 @register_model(
     **_COMMON, **_IMAGENET, official_config="statten/statten-8-512-imagenet-T4", official_params=29689896,
     official_unused_params=8 * 64,
-    notes=_UNUSED_NOTE + "conf/imagenet/8_512_200E_t4.yml, chunk 2. " + _NO_ACC, tiny_overrides=_TINY,
+    notes=_UNUSED_NOTE + "conf/imagenet/8_512_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_8_512(**kwargs: Any) -> STAtten:
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=512, num_classes=1000), kwargs)
@@ -283,7 +285,6 @@ def statten_8_512(**kwargs: Any) -> STAtten:
     official_unused_params=8 * 64,
     notes=_UNUSED_NOTE + "conf/imagenet/8_768_200E_t4.yml, chunk 2. The earlier arXiv version's abstract reports "
     "78.39% on ImageNet without naming the configuration; not recorded as this variant's accuracy.",
-    tiny_overrides=_TINY,
 )
 def statten_8_768(**kwargs: Any) -> STAtten:
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=768, num_classes=1000), kwargs)
@@ -297,7 +298,6 @@ _DVS10 = dict(input_kind="events", dataset="cifar10-dvs", num_classes=10, img_si
     official_params=2566794, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t10_TET.yml: 64x64 frames, chunk 5, dvs_mode, trained with "
     "the TET loss (forward_timesteps gives per-step logits). " + _NO_ACC,
-    tiny_overrides=_TINY,
 )
 def statten_2_256_cifar10dvs_t10(**kwargs: Any) -> STAtten:
     return _create(dict(_DVS_ARCH, num_classes=10, T=10, chunk_size=5), kwargs)
@@ -308,20 +308,18 @@ def statten_2_256_cifar10dvs_t10(**kwargs: Any) -> STAtten:
     official_params=2566794, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t16_TET.yml: 64x64 frames, chunk 4, dvs_mode, TET loss. "
     + _NO_ACC,
-    tiny_overrides=_TINY,
 )
 def statten_2_256_cifar10dvs_t16(**kwargs: Any) -> STAtten:
     return _create(dict(_DVS_ARCH, num_classes=10, T=16, chunk_size=4), kwargs)
 
 
-_NCAL = dict(input_kind="events", dataset="ncaltech101", num_classes=101, img_size=64, in_chans=2)
+_NCAL = dict(input_kind="events", dataset="n-caltech101", num_classes=101, img_size=64, in_chans=2)
 
 
 @register_model(
     **_COMMON, **_NCAL, default_T=10, official_config="statten/statten-2-256-ncaltech101-T10",
     official_params=2590181, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t10.yml: 64x64 frames, chunk 5, dvs_mode, no TET. " + _NO_ACC,
-    tiny_overrides=_TINY,
 )
 def statten_2_256_ncaltech101_t10(**kwargs: Any) -> STAtten:
     return _create(dict(_DVS_ARCH, num_classes=101, T=10, chunk_size=5), kwargs)
@@ -331,7 +329,6 @@ def statten_2_256_ncaltech101_t10(**kwargs: Any) -> STAtten:
     **_COMMON, **_NCAL, default_T=16, official_config="statten/statten-2-256-ncaltech101-T16",
     official_params=2590181, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t16.yml: 64x64 frames, chunk 4, dvs_mode, no TET. " + _NO_ACC,
-    tiny_overrides=_TINY,
 )
 def statten_2_256_ncaltech101_t16(**kwargs: Any) -> STAtten:
     return _create(dict(_DVS_ARCH, num_classes=101, T=16, chunk_size=4), kwargs)

@@ -231,7 +231,8 @@ class Trainer:
             warmup_steps=round(c.warmup_epochs * self.steps_per_epoch), cosine_steps=c.epochs * self.steps_per_epoch,
         )
         # Loss scaling only for float16 (GPU); bfloat16 has float32's exponent range.
-        self.scaler = torch.amp.GradScaler(self.device.type) if (c.amp == "fp16" and self.device.type != "cpu") else None
+        fp16 = c.amp == "fp16" and self.device.type != "cpu"
+        self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
         self.ema = ModelEMA(model, c.ema_decay) if c.ema_decay > 0 else None
         self.mix_gen = torch.Generator().manual_seed(c.seed * 7919 + env.rank)
         self.mixup = Mixup(

@@ -1,7 +1,8 @@
 """Faster implementations of the same neurons, chosen from tables of back ends.
 
 ``"torch"`` is the reference (``neurons/lif.py``). ``"fused"`` runs all T steps in one autograd node (see
-:mod:`.fused`); ``"cpp"`` does the same in a compiled C++ loop (see :mod:`.cpp`; PLIF uses ``"fused"``). Every back end is tested against the reference, forward and backward (``tests/test_kernels.py``).
+:mod:`.fused`); ``"cpp"`` does the same in a compiled C++ loop (see :mod:`.cpp`; PLIF uses ``"fused"``). Every
+back end is tested against the reference, forward and backward (``tests/test_kernels.py``).
 
 Tables: :data:`~spiking_transformers.neurons.lif.BACKENDS` for LIF (signature of ``lif_multistep``),
 :data:`IF_BACKENDS` (``if_multistep``) and :data:`PLIF_BACKENDS` (``plif_multistep``). :func:`set_backend` switches
@@ -47,7 +48,12 @@ IF_BACKENDS: dict[str, Callable[..., Tensor]] = {
     "fused": if_multistep_fused,
     "cpp": if_multistep_cpp,
 }
-PLIF_BACKENDS: dict[str, Callable[..., Tensor]] = {"torch": plif_multistep, "fused": plif_multistep_fused}
+# PLIF has no C++ form (its w gradient is a reduction): "cpp" runs the fused one, so set_backend switches it too.
+PLIF_BACKENDS: dict[str, Callable[..., Tensor]] = {
+    "torch": plif_multistep,
+    "fused": plif_multistep_fused,
+    "cpp": plif_multistep_fused,
+}
 
 
 class SwitchableIF(IF):

@@ -25,6 +25,8 @@ __all__ = [
     "spike_linear",
     "spike_conv2d",
     "spike_max_pool2d",
+    "spike_matmul",
+    "spike_mul",
     "SpikeSavingLinear",
     "SpikeSavingConv2d",
     "SpikeSavingMaxPool2d",
@@ -140,6 +142,64 @@ def spike_max_pool2d(x: Tensor, pool: nn.MaxPool2d) -> Tensor:
                 pool.ceil_mode,
             )
     return nn.MaxPool2d.forward(pool, x)
+
+
+class _BinaryOpU8(torch.autograd.Function):
+    """``a @ b`` or ``a * b`` whose operands are saved as ``uint8`` (float ones where they are not integral)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, au: Tensor | None, bu: Tensor | None, op: str):  # type: ignore[override]
+        ctx.save_for_backward(au if au is not None else a, bu if bu is not None else b)
+        ctx.dtype, ctx.op = a.dtype, op
+        return torch.matmul(a, b) if op == "matmul" else torch.mul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        a, b = (t.to(ctx.dtype) for t in ctx.saved_tensors)
+        ga = gb = None
+        if ctx.op == "matmul":  # batched 3-D+ operands, the formulas of matmul's own backward
+            if ctx.needs_input_grad[0]:
+                ga = grad.matmul(b.mT)
+            if ctx.needs_input_grad[1]:
+                gb = a.mT.matmul(grad)
+        else:
+            if ctx.needs_input_grad[0]:
+                ga = _sum_to(grad * b, ctx_shape(ctx, 0))
+            if ctx.needs_input_grad[1]:
+                gb = _sum_to(grad * a, ctx_shape(ctx, 1))
+        return ga, gb, None, None, None
+
+
+def ctx_shape(ctx, i: int) -> torch.Size:
+    return ctx.saved_tensors[i].shape
+
+
+def _sum_to(g: Tensor, shape: torch.Size) -> Tensor:
+    return g if g.shape == shape else g.sum_to_size(shape)
+
+
+def _binary_op(a: Tensor, b: Tensor, op: str) -> Tensor:
+    if _needs_grad(a, b) and a.dtype == b.dtype and a.is_floating_point():
+        au, bu = as_uint8_if_integral(a.detach()), as_uint8_if_integral(b.detach())
+        if au is not None or bu is not None:
+            return _BinaryOpU8.apply(a, b, au, bu, op)
+    return torch.matmul(a, b) if op == "matmul" else torch.mul(a, b)
+
+
+def spike_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` (both at least 3-D, same batch shape) saving integer-valued operands as ``uint8`` for backward.
+
+    For spiking attention: ``Q K^T`` of binary ``Q, K`` is a matrix of small counts, so both products of
+    ``(Q K^T) V`` keep their operands as bytes instead of float32.
+    """
+    if a.dim() < 3 or b.dim() < 3 or a.shape[:-2] != b.shape[:-2]:
+        return torch.matmul(a, b)
+    return _binary_op(a, b, "matmul")
+
+
+def spike_mul(a: Tensor, b: Tensor) -> Tensor:
+    """``a * b`` (broadcasting) saving integer-valued operands as ``uint8`` for backward (SDT's ``K * V``)."""
+    return _binary_op(a, b, "mul")
 
 
 class SpikeSavingLinear(nn.Linear):
