@@ -65,8 +65,9 @@ def test_train_then_eval_cli(tmp_path, capsys):
     res = json.loads((tmp_path / "eval.json").read_text())
     assert res["top1"] == pytest.approx(metrics["test_top1"]) and len(res["per_class_top1"]) == 10
     assert (tmp_path / "conf.png").is_file()
-    assert main(["eval", str(out / "checkpoints" / "best"), "--threads", "1"]) == 0
-    assert "top-1" in capsys.readouterr().out
+    for path in (out / "checkpoints" / "best", out / "model.safetensors"):
+        assert main(["eval", str(path), "--threads", "1"]) == 0
+        assert f"top-1 {metrics['test_top1']:.2f}%" in capsys.readouterr().out
 
 
 def test_eval_missing_path_is_a_clear_error(tmp_path, capsys):

@@ -695,8 +695,8 @@ def qkformer_cifar10dvs(**kwargs: Any) -> QKFormer:
 @register_model(
     **_DVS_INFO, dataset="dvs128-gesture", num_classes=11, reported_top1=98.6,
     official_config="qkformer/qkformer-dvs128gesture", official_params=1999371,
-    notes="Two stages 128/256 at 16/8 px, one block each (QKTA, SSA), 16 heads, MLP ratio 4. Reported top-1 from "
-    "the paper's table as recalled, not confirmed from the repository. " + _REPEAT_NOTE,
+    notes="Two stages 128/256 at 16/8 px, one block each (QKTA, SSA), 16 heads, MLP ratio 4. Top-1 98.6 is "
+    "[recall] (the paper's table as recalled, not confirmed from the repository). " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_dvs128gesture(**kwargs: Any) -> QKFormer:
     return _dvs(11, 4.0, kwargs)

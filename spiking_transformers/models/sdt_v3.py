@@ -328,20 +328,45 @@ class ESpikeFormer(SpikingModel):
         self.head = make_head(c3, num_classes)
         self.apply(trunc_normal_init(nn.Linear))  # official: trunc_normal(std 0.02) Linear, zero bias; convs default
 
+    def forward_intermediates(self, x: Tensor) -> list[Tensor]:
+        """The real-valued stream at the end of each of the four stages, a feature pyramid for dense heads.
+
+        Args:
+            x: ``[B, C, H, W]`` or ``[T, B, C, H, W]``.
+
+        Returns:
+            ``[T, B, C0, H/4, W/4]``, ``[T, B, C1, H/8, W/8]``, ``[T, B, C2, H/16, W/16]``, ``[T, B, C3, H/16, W/16]``
+            (the last is :meth:`forward_features`).
+        """
+        x = self.encode_input(x)
+        stages = (
+            (self.downsample1_1, self.ConvBlock1_1, self.downsample1_2, self.ConvBlock1_2),
+            (self.downsample2, self.ConvBlock2_1, self.ConvBlock2_2),
+            (self.downsample3, self.block3),
+            (self.downsample4, self.block4),
+        )
+        out = []
+        for stage in stages:
+            x = _run(stage, x)
+            out.append(x)
+        return out
+
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.downsample1_1(self.encode_input(x))
-        for stage in (self.ConvBlock1_1, self.downsample1_2, self.ConvBlock1_2, self.downsample2, self.ConvBlock2_1,
-                      self.ConvBlock2_2, self.downsample3, self.block3, self.downsample4, self.block4):
-            if isinstance(stage, nn.ModuleList):
-                for blk in stage:
-                    x = blk(x)
-            else:
-                x = stage(x)
-        return x
+        """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> real-valued map ``[T, B, C3, H/16, W/16]``."""
+        return self.forward_intermediates(x)[-1]
 
     def forward_head(self, x: Tensor, reduce_time: bool = True) -> Tensor:
+        """``[T, B, C3, H', W']`` -> token mean -> integer spikes -> logits ``[B, K]`` (or ``[T, B, K]``)."""
         x = self.head(self.spike(x.flatten(3).mean(3)))  # [T, B, K]
         return x.mean(0) if reduce_time else x
+
+
+def _run(stage: Sequence[nn.Module], x: Tensor) -> Tensor:
+    """Apply the layers of one stage in order (a ModuleList stands for its blocks in order)."""
+    for layer in stage:
+        for blk in layer if isinstance(layer, nn.ModuleList) else (layer,):
+            x = blk(x)
+    return x
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -533,26 +558,40 @@ class ESpikeFormerLarge(SpikingModel):
             self.head_kd = make_head(c2, num_classes)
         self.apply(_init_large)
 
+    def _pyramid(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Conv-stage maps ``[T, B, C0, H/4, W/4]``, ``[T, B, C1, H/8, W/8]`` and the last-stage tokens ``[T, B, C2, N]``."""
+        x = self.encode_input(x)
+        stage1 = _run((self.downsample1_1, self.ConvBlock1_1, self.downsample1_2, self.ConvBlock1_2), x)
+        stage2 = _run((self.downsample2, self.ConvBlock2_1, self.ConvBlock2_2), stage1)
+        x = self.downsample3(stage2)
+        grid = x.shape[-2:]
+        x = _run((self.block3,), x.flatten(3))  # tokens [T, B, C2, N]
+        return [stage1, stage2, x.unflatten(3, grid)], x
+
+    def forward_intermediates(self, x: Tensor) -> list[Tensor]:
+        """The real-valued stream at the end of each stage, a feature pyramid for dense heads.
+
+        Args:
+            x: ``[B, C, H, W]`` or ``[T, B, C, H, W]``.
+
+        Returns:
+            ``[T, B, C0, H/4, W/4]``, ``[T, B, C1, H/8, W/8]``, ``[T, B, C2, H/16, W/16]`` (the last is
+            :meth:`forward_features` with its tokens laid back on the grid).
+        """
+        return self._pyramid(x)[0]
+
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.downsample1_1(self.encode_input(x))
-        for stage in (self.ConvBlock1_1, self.downsample1_2, self.ConvBlock1_2, self.downsample2, self.ConvBlock2_1,
-                      self.ConvBlock2_2, self.downsample3):
-            if isinstance(stage, nn.ModuleList):
-                for blk in stage:
-                    x = blk(x)
-            else:
-                x = stage(x)
-        x = x.flatten(3)  # tokens [T, B, C, N]
-        for blk in self.block3:
-            x = blk(x)
-        return x
+        """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> real-valued tokens ``[T, B, C2, N]`` (``N = H/16 * W/16``)."""
+        return self._pyramid(x)[1]
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Tokens ``[T, B, C, N]`` -> per-step logits of ``head`` (and of ``head_kd``, or None), each ``[T, B, K]``."""
         x = x.flatten(3).mean(3)  # [T, B, C]
         spikes = self.lif(x)  # computed even without kd, as the official forward does
         return self.head(x), (self.head_kd(spikes) if self.kd else None)
 
     def forward_head(self, x: Tensor, reduce_time: bool = True) -> Tensor:
+        """Tokens ``[T, B, C, N]`` -> logits ``[B, K]`` (or ``[T, B, K]``); with ``kd`` the mean of both heads."""
         cls, kd = self._heads(x)
         if reduce_time:
             cls = cls.mean(0)
@@ -720,6 +759,8 @@ _BASE_NOTE = (
 )
 _TINY_BASE = dict(embed_dim=(8, 16, 32, 48), depths=(1, 1), num_heads=2, img_size=32)
 _TINY_LARGE = dict(embed_dim=(16, 32, 64), depth=1, num_heads=2, img_size=32)
+_BASE_INFO = dict(_COMMON, official_family="sdt_v3_base", tiny_overrides=_TINY_BASE)
+_LARGE_INFO = dict(_COMMON, official_family="sdt_v3_large", tiny_overrides=_TINY_LARGE)
 
 
 def _base(embed_dim: tuple[int, int, int, int], kwargs: dict[str, Any]) -> ESpikeFormer:
@@ -736,33 +777,31 @@ def _large(
 _KEY = "sdt_v3_e_spikeformer/"
 
 
-@register_model(**_COMMON, official_config=_KEY + "Efficient_Spiking_Transformer_t", official_params=2702048,
-                official_family="sdt_v3_base", notes=_BASE_NOTE + " Not in the paper's tables.",
-                tiny_overrides=_TINY_BASE)
+@register_model(**_BASE_INFO, official_config=_KEY + "Efficient_Spiking_Transformer_t", official_params=2702048,
+                notes=_BASE_NOTE + " Not in the paper's tables.")
 def sdt_v3_t(**kwargs: Any) -> ESpikeFormer:
     """E-SpikeFormer-T (2.7M, ``Efficient_Spiking_Transformer_t``)."""
     return _base((24, 48, 96, 128), kwargs)
 
 
-@register_model(**_COMMON, official_config=_KEY + "Efficient_Spiking_Transformer_s", official_params=5105608,
-                official_family="sdt_v3_base", notes=_BASE_NOTE + " Paper size 5.1M; top-1 not verified.",
-                tiny_overrides=_TINY_BASE)
+@register_model(**_BASE_INFO, official_config=_KEY + "Efficient_Spiking_Transformer_s", official_params=5105608,
+                notes=_BASE_NOTE + " Paper size 5.1M; top-1 not verified.")
 def sdt_v3_s(**kwargs: Any) -> ESpikeFormer:
     """E-SpikeFormer 5.1M (``Efficient_Spiking_Transformer_s``)."""
     return _base((32, 64, 128, 192), kwargs)
 
 
-@register_model(**_COMMON, reported_top1=78.5, official_config=_KEY + "Efficient_Spiking_Transformer_m",
-                official_params=10023112, official_family="sdt_v3_base",
-                notes=_BASE_NOTE + " Paper size 10M; 78.5% from the abstract.", tiny_overrides=_TINY_BASE)
+@register_model(**_BASE_INFO, reported_top1=78.5, official_config=_KEY + "Efficient_Spiking_Transformer_m",
+                official_params=10023112,
+                notes=_BASE_NOTE + " Paper size 10M; 78.5% from the abstract.")
 def sdt_v3_m(**kwargs: Any) -> ESpikeFormer:
     """E-SpikeFormer 10M (``Efficient_Spiking_Transformer_m``)."""
     return _base((48, 96, 192, 240), kwargs)
 
 
-@register_model(**_COMMON, reported_top1=79.8, official_config=_KEY + "Efficient_Spiking_Transformer_l",
-                official_params=18987504, official_family="sdt_v3_base",
-                notes=_BASE_NOTE + " Paper size 19M; 79.8% from the abstract.", tiny_overrides=_TINY_BASE)
+@register_model(**_BASE_INFO, reported_top1=79.8, official_config=_KEY + "Efficient_Spiking_Transformer_l",
+                official_params=18987504,
+                notes=_BASE_NOTE + " Paper size 19M; 79.8% from the abstract.")
 def sdt_v3_l(**kwargs: Any) -> ESpikeFormer:
     """E-SpikeFormer 19M (``Efficient_Spiking_Transformer_l``)."""
     return _base((64, 128, 256, 360), kwargs)
@@ -778,47 +817,43 @@ _83M_NOTE = (
 _LARGE_NOTE = "MAE-pretrained, fine-tuned E-SpikeFormer; T x D = 1 x 4 ('1x4' checkpoints). "
 
 
-@register_model(**_COMMON, official_config=_KEY + "spikformer12_512", official_params=82502952,
-                official_family="sdt_v3_large",
-                notes=_LARGE_NOTE + _83M_NOTE, tiny_overrides=_TINY_LARGE)
+@register_model(**_LARGE_INFO, official_config=_KEY + "spikformer12_512", official_params=82502952,
+                notes=_LARGE_NOTE + _83M_NOTE)
 def sdt_v3_83m(**kwargs: Any) -> ESpikeFormerLarge:
     """E-SpikeFormer 83M (``spikformer12_512``, no distillation head)."""
     return _large((128, 256, 512), True, False, 4, kwargs)
 
 
-@register_model(**_COMMON, reported_top1=84.0, official_config=_KEY + "spikformer12_512-kd",
-                official_params=83015952, official_family="sdt_v3_large",
-                notes=_LARGE_NOTE + _83M_NOTE + " 84.0% is the abstract's 83M number (its T x D not verified).",
-                tiny_overrides=_TINY_LARGE)
+@register_model(**_LARGE_INFO, reported_top1=84.0, official_config=_KEY + "spikformer12_512-kd",
+                official_params=83015952,
+                notes=_LARGE_NOTE + _83M_NOTE + " 84.0% is the abstract's 83M number (its T x D not verified).")
 def sdt_v3_83m_kd(**kwargs: Any) -> ESpikeFormerLarge:
     """E-SpikeFormer 83M with the distillation head (``spikformer12_512(kd=True)``)."""
     return _large((128, 256, 512), True, True, 4, kwargs)
 
 
-@register_model(**_COMMON, official_config=_KEY + "spikformer12_768", official_params=170971714,
-                official_family="sdt_v3_large",
-                notes=_LARGE_NOTE + "Stage-1 width 196 (the MAE encoder's 192 does not fit). Paper: 173M.",
-                tiny_overrides=_TINY_LARGE)
+@register_model(**_LARGE_INFO, official_config=_KEY + "spikformer12_768", official_params=170971714,
+                notes=_LARGE_NOTE + "Stage-1 width 196 (the MAE encoder's 192 does not fit). Paper: 173M.")
 def sdt_v3_171m(**kwargs: Any) -> ESpikeFormerLarge:
     """E-SpikeFormer 171M (``spikformer12_768``, no distillation head)."""
     return _large((196, 384, 768), False, False, 4, kwargs)
 
 
-@register_model(**_COMMON, official_config=_KEY + "spikformer12_768-kd", official_params=171740714,
-                official_family="sdt_v3_large",
-                notes=_LARGE_NOTE + "Distillation head included (released checkpoints). Paper: 173M.",
-                tiny_overrides=_TINY_LARGE)
+@register_model(**_LARGE_INFO, official_config=_KEY + "spikformer12_768-kd", official_params=171740714,
+                notes=_LARGE_NOTE + "Distillation head included (released checkpoints). Paper: 173M.")
 def sdt_v3_171m_kd(**kwargs: Any) -> ESpikeFormerLarge:
     """E-SpikeFormer 171M with the distillation head (``spikformer12_768(kd=True)``), 1 x 4."""
     return _large((196, 384, 768), False, True, 4, kwargs)
 
 
-@register_model(**{**_COMMON, "img_size": 384}, reported_top1=86.2, official_config=_KEY + "spikformer12_768-kd",
-                official_params=171740714, official_family="sdt_v3_large",
+_1X8_INFO = dict(_LARGE_INFO, img_size=384, tiny_overrides={**_TINY_LARGE, "max_level": 8})
+
+
+@register_model(**_1X8_INFO, reported_top1=86.2, official_config=_KEY + "spikformer12_768-kd",
+                official_params=171740714,
                 notes="E-SpikeFormer 171M, T x D = 1 x 8 (D = 8 levels: the official module constant T edited to 8), "
                 "evaluated at 384 (Resize 384, CenterCrop 384). 86.2% from the abstract, 1x8 at 384 per a third "
-                "party. Load with from_official('sdt_v3_large', dict(kd=True, max_level=8, ...)).",
-                tiny_overrides={**_TINY_LARGE, "max_level": 8})
+                "party. Load with from_official('sdt_v3_large', dict(kd=True, max_level=8, ...)).")
 def sdt_v3_171m_kd_1x8(**kwargs: Any) -> ESpikeFormerLarge:
     """E-SpikeFormer 171M with distillation head, 8 levels (the ``171M_1x8`` / ``171M_1x8_384`` checkpoints)."""
     return _large((196, 384, 768), False, True, 8, kwargs)

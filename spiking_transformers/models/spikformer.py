@@ -148,12 +148,22 @@ class Spikformer(SpikingModel):
         self.head = make_head(embed_dim, num_classes)
         self.apply(trunc_normal_init(nn.Linear))
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` (non-negative integers)."""
+    def forward_intermediates(self, x: Tensor) -> list[Tensor]:
+        """Tokens after the tokenizer and after each block, each ``[T, B, N, D]`` (non-negative integers).
+
+        Spikformer has one scale: a dense head reshapes the tokens to the ``[T, B, D, H', W']`` grid of
+        :meth:`SpikingPatchSplitting.grid_size`. The last entry is :meth:`forward_features`.
+        """
         x = self.patch_embed(self.encode_input(x))
+        out = [x]
         for blk in self.block:
             x = blk(x)
-        return x
+            out.append(x)
+        return out
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` (non-negative integers)."""
+        return self.forward_intermediates(x)[-1]
 
     def forward_head(self, x: Tensor, reduce_time: bool = True) -> Tensor:
         """Tokens ``[T, B, N, D]`` -> mean over tokens (and time) -> logits ``[B, K]`` or ``[T, B, K]``.

@@ -218,6 +218,7 @@ register_official_family(
 _TINY = dict(depth=1, embed_dim=32, num_heads=4, img_size=32, T=2, chunk_size=2)
 _COMMON = dict(
     family="statten", paper=STATTEN_PAPER, lineage="sdt", spike_driven=True, official_family="statten",
+    tiny_overrides=_TINY,
 )  # fmt: skip
 _UNUSED_NOTE = "Official count includes the unused talking_heads Conv1d (heads^2 per block), left out here. "
 _NO_ACC = "No accuracy recorded: the CVPR tables were not retrieved."
