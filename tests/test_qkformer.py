@@ -3,7 +3,6 @@ at tiny size, converters and the official-kwargs builders."""
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 import pytest
@@ -20,8 +19,9 @@ from spiking_transformers.models.qkformer import (
     rename_official,
 )
 
+from _official_counts import check_official_param_count
 from _parity import check_parity
-from conftest import FIXTURES, official_fixture
+from conftest import official_fixture
 
 VARIANTS = [
     "qkformer_10_384",
@@ -40,11 +40,7 @@ def test_all_variants_registered():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_param_count_matches_official(name):
-    info = st.model_info(name)
-    official = json.loads((FIXTURES / "param_counts.json").read_text())["models"][info.official_config]
-    assert info.official_params == official["params"]
-    assert info.params == official["params"] - info.official_unused_params
-    assert abs(info.params - official["params"]) <= 0.005 * official["params"]
+    info, official = check_official_param_count(name)
     assert info.lineage == "spikformer" and info.spike_driven is False
     assert info.paper.commit == official["commit"]
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
+from _official_counts import check_official_param_count
 from _parity import check_parity
-from conftest import SHARED, official_fixture
+from conftest import official_fixture
 
 import spiking_transformers as st
 from spiking_transformers.export.binary_expansion import SpikeTrain, binary_expanded, run_binary_expanded
@@ -36,13 +35,9 @@ def test_official_parity(family):
 
 
 def test_param_counts_match_official():
-    counts = json.loads((SHARED / "fixtures" / "official" / "param_counts.json").read_text())["models"]
     assert set(VARIANTS) == set(st.list_models("sdt_v3_*"))
     for name in VARIANTS:
-        info = st.model_info(name)
-        assert info.official_config in counts, name
-        assert info.official_params == counts[info.official_config]["params"], name
-        assert info.params == info.official_params - info.official_unused_params, name
+        info, _ = check_official_param_count(name)
         assert info.family == "sdt_v3" and info.lineage == "sdt_v2" and not info.spike_driven
         assert info.paper.repo == "BICLab/Spike-Driven-Transformer-V3" and info.paper.year == 2025
 

@@ -1,6 +1,7 @@
 r"""Q-K attention of QKFormer: token attention (QKTA) and channel attention (QKCA).
 
-Zhou et al., "QKFormer: Hierarchical Spiking Transformer using Q-K Attention", NeurIPS 2024 (arXiv 2403.16552).
+Zhou et al., "QKFormer: Hierarchical Spiking Transformer using Q-K Attention", NeurIPS 2024, arXiv 2403.16552.
+Upstream: github.com/zhouchenlin2096/QKFormer, checked at commit c2a00e8e54538e76f5954614a60c1d53824bbee9.
 
 Both cores have no value branch and cost O(N·D). With spike projections of the input
 
@@ -22,22 +23,19 @@ identity and float64 results agree to the last bit.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..neurons.lif import LIF, Neuron
+from ..neurons.lif import LIF
 from .ops import folded
+from .spikformer_blocks import ATTN_V_THRESHOLD, SpikeLayer
 
-__all__ = ["PointwiseProjections", "QKTokenAttention", "QKChannelAttention", "ATTN_V_THRESHOLD"]
+__all__ = ["PointwiseProjections", "QKTokenAttention", "QKChannelAttention"]
 
-# A factory of neuron modules called with keyword overrides (``v_threshold=0.5``); LIF is spikingjelly's
-# MultiStepLIFNode as QKFormer sets it (tau 2, threshold 1, hard reset to 0, detached reset, sigmoid alpha 4).
-SpikeLayer = Callable[..., Neuron]
-
-# The attention-mask neurons fire at half the usual threshold in every official QKFormer file.
-ATTN_V_THRESHOLD = 0.5
+# Neuron factories are called with keyword overrides (``v_threshold=0.5``); LIF is spikingjelly's MultiStepLIFNode as
+# QKFormer sets it (tau 2, threshold 1, hard reset to 0, detached reset, sigmoid alpha 4).
 
 
 class PointwiseProjections(nn.Module):
@@ -75,6 +73,7 @@ class PointwiseProjections(nn.Module):
         return lif(folded(tokens, conv, bn))
 
     def extra_repr(self) -> str:
+        """Hyperparameters shown by ``print(module)``."""
         return f"dim={self.dim}, num_heads={self.num_heads}"
 
 

@@ -1,5 +1,10 @@
 """Blocks of the Spike-driven Transformer (SDT V1) family, shared by SDT V1 and STAtten.
 
+Yao et al., "Spike-driven Transformer", NeurIPS 2023, arXiv 2307.01694. Upstream:
+github.com/BICLab/Spike-Driven-Transformer (``module/sps.py``, ``module/ms_conv.py``), checked at commit
+3faa82272eb499e4d56ea77707d4536e7c69a54b; STAtten's copy (Intelligent-Computing-Lab-Yale/STAtten @ e9048a18b02c)
+builds the same layers.
+
 Everything works on feature maps ``[T, B, C, H, W]``: every projection is a 1x1 ``Conv2d`` followed by
 ``BatchNorm2d`` applied over folded time (BN sees ``T*B`` samples, as in the official code), and the residual stream
 is real-valued ("membrane shortcut": every branch starts with a spiking neuron and ends in Conv/BN, so every
@@ -26,12 +31,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..neurons import get_spike_layer
-from ..neurons.lif import Neuron
 from .ops import folded, merge_heads, split_heads
-from .spikformer_blocks import SPSStages
+from .spikformer_blocks import ATTN_V_THRESHOLD, SpikeLayer, SPSStages
 
 __all__ = [
-    "SpikeLayer",
     "resolve_spike_layer",
     "Erode",
     "MSSPS",
@@ -41,13 +44,9 @@ __all__ = [
     "MSBlock",
 ]
 
-# A neuron factory: ``spike_layer()`` for a threshold-1 neuron, ``spike_layer(v_threshold=0.5)`` for the attention
-# neurons. A string names a type of ``neurons.SPIKE_LAYERS`` (``"lif"``, ``"plif"``) with its default arguments, which
-# are the official ones (tau 2, hard reset to 0, detached reset, sigmoid surrogate with alpha 4).
-SpikeLayer = Callable[..., Neuron]
-
-# The attention-mask / attention-output neurons fire at half the usual threshold (SDT V1 and STAtten).
-ATTN_V_THRESHOLD = 0.5
+# ``spike_layer`` arguments here take a neuron factory (``SpikeLayer``) or a string naming a type of
+# ``neurons.SPIKE_LAYERS`` (``"lif"``, ``"plif"``) with its default arguments, which are the official ones (tau 2, hard
+# reset to 0, detached reset, sigmoid surrogate with alpha 4).
 
 
 def resolve_spike_layer(spike_layer: str | SpikeLayer) -> SpikeLayer:

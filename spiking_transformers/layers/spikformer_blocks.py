@@ -1,8 +1,9 @@
 """Spikformer's building blocks: spiking patch splitting (SPS), spiking self-attention (SSA), the spiking MLP and
 the spike-element-wise (SEW) block.
 
-Zhou et al., "Spikformer: When Spiking Neural Network Meets Transformer", ICLR 2023 (arXiv 2209.15425). The three
-official model files (CIFAR, ImageNet, CIFAR10-DVS) differ only in arguments of these blocks:
+Zhou et al., "Spikformer: When Spiking Neural Network Meets Transformer", ICLR 2023, arXiv 2209.15425. Upstream:
+github.com/ZK-Zhou/spikformer, checked at commit 621268981827af47aa666c1b5f774de4281d90ad. The three official model
+files (CIFAR, ImageNet, CIFAR10-DVS) differ only in arguments of these blocks:
 
 ================  ==========  ==========  ===========
 argument          CIFAR       ImageNet    CIFAR10-DVS
@@ -34,6 +35,7 @@ from .ops import folded
 
 __all__ = [
     "SpikeLayer",
+    "ATTN_V_THRESHOLD",
     "SPSStages",
     "SpikingPatchSplitting",
     "SpikingSelfAttention",
@@ -47,7 +49,8 @@ __all__ = [
 # hard reset to 0, detached reset, sigmoid surrogate with alpha 4.
 SpikeLayer = Callable[..., Neuron]
 
-# The SSA output neuron fires at half the usual threshold in every official file.
+# The attention neurons fire at half the usual threshold in every official file of the lineage (Spikformer's SSA
+# output, SDT V1's column-sum mask, STAtten's output, QKFormer's masks).
 ATTN_V_THRESHOLD = 0.5
 # The SPS has four conv stages (widths D/8, D/4, D/2, D); pooling by 2 may follow each of them.
 SPS_STAGES = 4
@@ -226,6 +229,7 @@ class SpikingSelfAttention(nn.Module):
         return self.proj_lif(linear_bn(y, self.proj_linear, self.proj_bn))
 
     def extra_repr(self) -> str:
+        """Hyperparameters shown by ``print(module)``."""
         return f"num_heads={self.num_heads}, attn_scale={self.attn_scale}, kv_first={self.kv_first}"
 
 

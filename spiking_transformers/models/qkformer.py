@@ -61,7 +61,8 @@ from torch import Tensor, nn
 from ..layers._shapes import fold_time, unfold_time
 from ..layers.ops import folded, merge_heads, split_heads
 from ..layers.qk_attention import PointwiseProjections, QKChannelAttention, QKTokenAttention
-from ..neurons.lif import LIF, Neuron
+from ..layers.spikformer_blocks import SpikeLayer
+from ..neurons.lif import LIF
 from ._base import SpikingModel
 from ._common import PVT_KWARGS, check_input_kind, make_head, official_builder, official_int, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
@@ -77,8 +78,6 @@ __all__ = [
     "ATTENTION_LAYERS",
     "EMBED_LAYOUTS",
 ]
-
-SpikeLayer = Callable[..., Neuron]
 
 PAPER = Paper(
     title="QKFormer: Hierarchical Spiking Transformer using Q-K Attention",
@@ -134,6 +133,7 @@ class QKFormerSSA(PointwiseProjections):
         return y.reshape(x.shape)
 
     def extra_repr(self) -> str:
+        """Hyperparameters shown by ``print(module)``."""
         return f"dim={self.dim}, num_heads={self.num_heads}, proj_over_batch={self.proj_over_batch}"
 
 
@@ -633,6 +633,7 @@ _IMAGENET_INFO = dict(
     notes="HST-10-384: stages 96/192/384 with 1/2/7 blocks, 6 heads. " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_10_384(**kwargs: Any) -> QKFormer:
+    """QKFormer on ImageNet-1k images (224x224, T=4, 1000 classes), 16.47M parameters."""
     return _imagenet(384, 6, kwargs)
 
 
@@ -641,6 +642,7 @@ def qkformer_10_384(**kwargs: Any) -> QKFormer:
     notes="HST-10-512: stages 128/256/512 with 1/2/7 blocks, 8 heads. " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_10_512(**kwargs: Any) -> QKFormer:
+    """QKFormer on ImageNet-1k images (224x224, T=4, 1000 classes), 29.08M parameters."""
     return _imagenet(512, 8, kwargs)
 
 
@@ -650,6 +652,7 @@ def qkformer_10_512(**kwargs: Any) -> QKFormer:
     "(fine-tuned from 224). " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_10_768(**kwargs: Any) -> QKFormer:
+    """QKFormer on ImageNet-1k images (224x224, T=4, 1000 classes), 64.96M parameters."""
     return _imagenet(768, 12, kwargs)
 
 
@@ -665,6 +668,7 @@ _CIFAR_INFO = dict(
     notes="Stages 96/192/384 at 32/16/8 px with 1/1/2 blocks, 8 heads (hard-coded officially). " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_4_384_cifar10(**kwargs: Any) -> QKFormer:
+    """QKFormer on CIFAR-10 images (32x32, T=4, 10 classes), 6.71M parameters."""
     return _cifar(10, kwargs)
 
 
@@ -674,6 +678,7 @@ def qkformer_4_384_cifar10(**kwargs: Any) -> QKFormer:
     notes="Stages 96/192/384 at 32/16/8 px with 1/1/2 blocks, 8 heads (hard-coded officially). " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_4_384_cifar100(**kwargs: Any) -> QKFormer:
+    """QKFormer on CIFAR-100 images (32x32, T=4, 100 classes), 6.74M parameters."""
     return _cifar(100, kwargs)
 
 
@@ -689,6 +694,7 @@ _DVS_INFO = dict(
     notes="Two stages 128/256 at 16/8 px, one block each (QKTA, SSA), 16 heads, MLP ratio 1. " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_cifar10dvs(**kwargs: Any) -> QKFormer:
+    """QKFormer on CIFAR10-DVS event frames (128x128, T=16, 10 classes), 1.50M parameters."""
     return _dvs(10, 1.0, kwargs)
 
 
@@ -699,4 +705,5 @@ def qkformer_cifar10dvs(**kwargs: Any) -> QKFormer:
     "[recall] (the paper's table as recalled, not confirmed from the repository). " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_dvs128gesture(**kwargs: Any) -> QKFormer:
+    """QKFormer on DVS128 Gesture event frames (128x128, T=16, 11 classes), 2.00M parameters."""
     return _dvs(11, 4.0, kwargs)

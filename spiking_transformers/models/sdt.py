@@ -29,7 +29,8 @@ from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
-from ..layers.sdt_blocks import MSSPS, MSBlock, SpikeDrivenSelfAttention, SpikeLayer, resolve_spike_layer
+from ..layers.sdt_blocks import MSSPS, MSBlock, SpikeDrivenSelfAttention, resolve_spike_layer
+from ..layers.spikformer_blocks import SpikeLayer
 from ._base import SpikingModel
 from ._common import (
     BN_KEYS,
@@ -147,7 +148,10 @@ class SpikeDrivenTransformer(SpikingModel):
         self.apply(trunc_normal_init(nn.Conv2d))
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
-        """Real-valued stream after the tokenizer and after each block, each ``[T, B, D, H', W']``."""
+        """Real-valued stream after the tokenizer and after each block, each ``[T, B, D, H', W']``.
+
+        SDT V1 has one scale (``H' x W'`` = :attr:`grid_size`); the last entry is :meth:`forward_features`.
+        """
         x = self.patch_embed(self.encode_input(x))
         out = [x]
         for blk in self.block:
@@ -157,10 +161,7 @@ class SpikeDrivenTransformer(SpikingModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> real-valued feature map ``[T, B, D, H', W']``."""
-        x = self.patch_embed(self.encode_input(x))
-        for blk in self.block:
-            x = blk(x)
-        return x
+        return self.forward_intermediates(x)[-1]
 
     def forward_head(self, x: Tensor, reduce_time: bool = True) -> Tensor:
         """``[T, B, D, H', W']`` -> token mean -> neuron over T -> classifier -> ``[B, K]`` (or ``[T, B, K]``)."""
@@ -305,6 +306,7 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> SpikeDrivenT
     notes=_UNUSED_NOTE + "conf/cifar10/2_256_300E_t4.yml; no accuracy for this size in the spec.",
 )
 def sdt_2_256_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on CIFAR-10 images (32x32, T=4, 10 classes), 2.57M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10), kwargs)
 
 
@@ -314,6 +316,7 @@ def sdt_2_256_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/cifar10/2_512_300E_t4.yml. reported_top1 95.6 is [recall]: check against the paper.",
 )
 def sdt_2_512_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on CIFAR-10 images (32x32, T=4, 10 classes), 10.23M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
 
 
@@ -325,6 +328,7 @@ def sdt_2_512_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     "(means 1.0, lambda 0.001); use forward_timesteps for the per-step logits.",
 )
 def sdt_2_512_cifar10_tet(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on CIFAR-10 images (32x32, T=4, 10 classes), 10.23M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
 
 
@@ -334,6 +338,7 @@ def sdt_2_512_cifar10_tet(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/cifar100/2_256_300E_t4.yml; no accuracy for this size in the spec.",
 )
 def sdt_2_256_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on CIFAR-100 images (32x32, T=4, 100 classes), 2.59M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=100), kwargs)
 
 
@@ -343,6 +348,7 @@ def sdt_2_256_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/cifar100/2_512_300E_t4.yml. reported_top1 78.4 is [recall]: check against the paper.",
 )
 def sdt_2_512_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on CIFAR-100 images (32x32, T=4, 100 classes), 10.28M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=100), kwargs)
 
 
@@ -355,6 +361,7 @@ def sdt_2_512_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     "[recall]; the official config trains T=10, for which no accuracy is recorded.",
 )
 def sdt_2_256_cifar10dvs(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on CIFAR10-DVS event frames (64x64, T=10, 10 classes), 2.57M parameters."""
     arch = dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10, img_size=64, in_chans=2, T=10)
     return _create(dict(arch, dvs_mode=True, input_kind="events"), kwargs)
 
@@ -372,6 +379,7 @@ _GESTURE = dict(input_kind="events", dataset="dvs128-gesture", num_classes=11, i
     notes=_UNUSED_NOTE + "conf/gesture/2_256_200E_t10.yml (pooling 0111, 128 -> 16x16 tokens, no dvs_mode).",
 )
 def sdt_2_256_gesture_t10(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on DVS128 Gesture event frames (128x128, T=10, 11 classes), 2.57M parameters."""
     return _create(dict(_GESTURE_ARCH, T=10), kwargs)
 
 
@@ -382,6 +390,7 @@ def sdt_2_256_gesture_t10(**kwargs: Any) -> SpikeDrivenTransformer:
     "[recall]: check against the paper.",
 )
 def sdt_2_256_gesture_t16(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on DVS128 Gesture event frames (128x128, T=16, 11 classes), 2.57M parameters."""
     return _create(dict(_GESTURE_ARCH, T=16), kwargs)
 
 
@@ -391,6 +400,7 @@ def sdt_2_256_gesture_t16(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/imagenet/8_384_300E_t4.yml; accuracy and 3.90 mJ from the official README.",
 )
 def sdt_8_384(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on ImageNet-1k images (224x224, T=4, 1000 classes), 16.82M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=384, num_classes=1000), kwargs)
 
 
@@ -400,6 +410,7 @@ def sdt_8_384(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/imagenet/6_512_300E_t4.yml; accuracy and 3.56 mJ from the official README.",
 )
 def sdt_6_512(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on ImageNet-1k images (224x224, T=4, 1000 classes), 23.37M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=6, embed_dim=512, num_classes=1000), kwargs)
 
 
@@ -409,6 +420,7 @@ def sdt_6_512(**kwargs: Any) -> SpikeDrivenTransformer:
     notes=_UNUSED_NOTE + "conf/imagenet/8_512_300E_t4.yml; accuracy and 4.50 mJ from the official README.",
 )
 def sdt_8_512(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on ImageNet-1k images (224x224, T=4, 1000 classes), 29.69M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=512, num_classes=1000), kwargs)
 
 
@@ -419,6 +431,7 @@ def sdt_8_512(**kwargs: Any) -> SpikeDrivenTransformer:
     "10 layers; accuracy and 5.53 mJ from the official README.",
 )
 def sdt_10_512(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on ImageNet-1k images (224x224, T=4, 1000 classes), 36.01M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=10, embed_dim=512, num_classes=1000), kwargs)
 
 
@@ -429,4 +442,5 @@ def sdt_10_512(**kwargs: Any) -> SpikeDrivenTransformer:
     "resolution (--large-valid); at 224 the paper gives 76.32 [recall].",
 )
 def sdt_8_768(**kwargs: Any) -> SpikeDrivenTransformer:
+    """SDT V1 on ImageNet-1k images (224x224, T=4, 1000 classes), 66.34M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=768, num_classes=1000), kwargs)

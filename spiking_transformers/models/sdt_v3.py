@@ -1,7 +1,8 @@
 """E-SpikeFormer (Spike-driven Transformer V3).
 
 Paper: "Scaling Spike-driven Transformer with Efficient Spike Firing Approximation Training", Yao et al.,
-IEEE T-PAMI 2025. Official code: BICLab/Spike-Driven-Transformer-V3, checked at commit
+IEEE T-PAMI 2025; arXiv id not recorded here (unverified, so ``Paper.arxiv`` is None). Official code:
+github.com/BICLab/Spike-Driven-Transformer-V3, checked at commit
 00fcd1fd5d9c65fe9a26579ed512a20c6a303deb (``SDT_V3/Classification/Model_Base/models.py`` and
 ``SDT_V3/Classification/Model_Large/spikformer.py``).
 
@@ -312,14 +313,8 @@ class ESpikeFormer(SpikingModel):
         def down(cin: int, cout: int, stride: int = 2) -> Downsampling:
             return Downsampling(cin, cout, stride=stride, spike=sfa_neuron(D), neuron="encode_spike")
 
-        self.downsample1_1 = Downsampling(in_chans, c0 // 2, kernel_size=7, stride=2, padding=3)
-        self.ConvBlock1_1 = nn.ModuleList([ConvBlockSepConv(c0 // 2, mlp_ratio=mlp_ratio, max_level=D)])
-        self.downsample1_2 = down(c0 // 2, c0)
-        self.ConvBlock1_2 = nn.ModuleList([ConvBlockSepConv(c0, mlp_ratio=mlp_ratio, max_level=D)])
-        self.downsample2 = down(c0, c1)
-        self.ConvBlock2_1 = nn.ModuleList([ConvBlockSepConv(c1, mlp_ratio=mlp_ratio, max_level=D)])
-        self.ConvBlock2_2 = nn.ModuleList([ConvBlockSepConv(c1, mlp_ratio=mlp_ratio, max_level=D)])
-        self.downsample3 = down(c1, c2)
+        _add_conv_stages(self, in_chans, (c0, c1, c2), down=down,
+                         block=lambda c: ConvBlockSepConv(c, mlp_ratio=mlp_ratio, max_level=D))
         blk = dict(num_heads=num_heads, mlp_ratio=mlp_ratio, v_ratio=v_ratio, max_level=D)
         self.block3 = nn.ModuleList([BlockSepConv(c2, **blk) for _ in range(depths[0])])
         self.downsample4 = down(c2, c3, stride=1)
@@ -338,18 +333,9 @@ class ESpikeFormer(SpikingModel):
             ``[T, B, C0, H/4, W/4]``, ``[T, B, C1, H/8, W/8]``, ``[T, B, C2, H/16, W/16]``, ``[T, B, C3, H/16, W/16]``
             (the last is :meth:`forward_features`).
         """
-        x = self.encode_input(x)
-        stages = (
-            (self.downsample1_1, self.ConvBlock1_1, self.downsample1_2, self.ConvBlock1_2),
-            (self.downsample2, self.ConvBlock2_1, self.ConvBlock2_2),
-            (self.downsample3, self.block3),
-            (self.downsample4, self.block4),
-        )
-        out = []
-        for stage in stages:
-            x = _run(stage, x)
-            out.append(x)
-        return out
+        stage1, stage2 = _conv_stages(self, self.encode_input(x))
+        stage3 = _run((self.downsample3, self.block3), stage2)
+        return [stage1, stage2, stage3, _run((self.downsample4, self.block4), stage3)]
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> real-valued map ``[T, B, C3, H/16, W/16]``."""
@@ -359,6 +345,34 @@ class ESpikeFormer(SpikingModel):
         """``[T, B, C3, H', W']`` -> token mean -> integer spikes -> logits ``[B, K]`` (or ``[T, B, K]``)."""
         x = self.head(self.spike(x.flatten(3).mean(3)))  # [T, B, K]
         return x.mean(0) if reduce_time else x
+
+
+def _add_conv_stages(
+    model: nn.Module,
+    in_chans: int,
+    widths: tuple[int, int, int],
+    *,
+    down: Callable[[int, int], Downsampling],
+    block: Callable[[int], nn.Module],
+) -> None:
+    """The two conv stages both E-SpikeFormer files share, under the official names: a 7x7/2 stem to ``C0 / 2``,
+    one conv block, down to ``C0``, one block (stage 1, stride 4); down to ``C1``, two blocks (stage 2, stride 8);
+    and the down-sampling to ``C2`` that opens stage 3. ``block(c)`` builds one conv block of width ``c``."""
+    c0, c1, c2 = widths
+    model.downsample1_1 = Downsampling(in_chans, c0 // 2, kernel_size=7, stride=2, padding=3)
+    model.ConvBlock1_1 = nn.ModuleList([block(c0 // 2)])
+    model.downsample1_2 = down(c0 // 2, c0)
+    model.ConvBlock1_2 = nn.ModuleList([block(c0)])
+    model.downsample2 = down(c0, c1)
+    model.ConvBlock2_1 = nn.ModuleList([block(c1)])
+    model.ConvBlock2_2 = nn.ModuleList([block(c1)])
+    model.downsample3 = down(c1, c2)
+
+
+def _conv_stages(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Input ``[T, B, C, H, W]`` -> stage-1 map ``[T, B, C0, H/4, W/4]`` and stage-2 map ``[T, B, C1, H/8, W/8]``."""
+    stage1 = _run((model.downsample1_1, model.ConvBlock1_1, model.downsample1_2, model.ConvBlock1_2), x)
+    return stage1, _run((model.downsample2, model.ConvBlock2_1, model.ConvBlock2_2), stage1)
 
 
 def _run(stage: Sequence[nn.Module], x: Tensor) -> Tensor:
@@ -535,14 +549,8 @@ class ESpikeFormerLarge(SpikingModel):
         def down(cin: int, cout: int) -> Downsampling:
             return Downsampling(cin, cout, spike=large_neuron(D), neuron="encode_lif")
 
-        self.downsample1_1 = Downsampling(in_chans, c0 // 2, kernel_size=7, stride=2, padding=3)
-        self.ConvBlock1_1 = nn.ModuleList([ConvBlockLarge(c0 // 2, mlp_ratio=mlp_ratio, max_level=D)])
-        self.downsample1_2 = down(c0 // 2, c0)
-        self.ConvBlock1_2 = nn.ModuleList([ConvBlockLarge(c0, mlp_ratio=mlp_ratio, max_level=D)])
-        self.downsample2 = down(c0, c1)
-        self.ConvBlock2_1 = nn.ModuleList([ConvBlockLarge(c1, mlp_ratio=mlp_ratio, max_level=D)])
-        self.ConvBlock2_2 = nn.ModuleList([ConvBlockLarge(c1, mlp_ratio=mlp_ratio, max_level=D)])
-        self.downsample3 = down(c1, c2)
+        _add_conv_stages(self, in_chans, (c0, c1, c2), down=down,
+                         block=lambda c: ConvBlockLarge(c, mlp_ratio=mlp_ratio, max_level=D))
         dpr = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()  # float32 steps, as official
         self.block3 = nn.ModuleList(
             [
@@ -559,10 +567,9 @@ class ESpikeFormerLarge(SpikingModel):
         self.apply(_init_large)
 
     def _pyramid(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
-        """Conv-stage maps ``[T, B, C0, H/4, W/4]``, ``[T, B, C1, H/8, W/8]`` and the last-stage tokens ``[T, B, C2, N]``."""
-        x = self.encode_input(x)
-        stage1 = _run((self.downsample1_1, self.ConvBlock1_1, self.downsample1_2, self.ConvBlock1_2), x)
-        stage2 = _run((self.downsample2, self.ConvBlock2_1, self.ConvBlock2_2), stage1)
+        """Stage maps ``[T, B, C0, H/4, W/4]``, ``[T, B, C1, H/8, W/8]``, ``[T, B, C2, H/16, W/16]`` and the same
+        last stage as tokens ``[T, B, C2, N]``."""
+        stage1, stage2 = _conv_stages(self, self.encode_input(x))
         x = self.downsample3(stage2)
         grid = x.shape[-2:]
         x = _run((self.block3,), x.flatten(3))  # tokens [T, B, C2, N]
@@ -608,6 +615,7 @@ class ESpikeFormerLarge(SpikingModel):
         return cls.mean(0), kd.mean(0)
 
     def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``head`` (and ``head_kd`` with ``kd``) by fresh ``num_classes``-way classifiers (0: identity)."""
         super().reset_classifier(num_classes)
         if self.kd:
             self.head_kd = make_head(self.num_features, num_classes)

@@ -392,6 +392,7 @@ _DVS = dict(_DVS_FILE, img_size=128, in_chans=2)
     notes="cifar10/cifar10.yml. 95.51 with 400 epochs [paper-2].",
 )
 def spikformer_4_384_cifar10(**kwargs: Any) -> Spikformer:
+    """Spikformer on CIFAR-10 images (32x32, T=4, 10 classes), 9.32M parameters."""
     return _create(_CIFAR, kwargs, num_classes=10, depth=4, embed_dim=384, num_heads=12)
 
 
@@ -406,6 +407,7 @@ def spikformer_4_384_cifar10(**kwargs: Any) -> Spikformer:
     notes="Top-1 from memory of the paper [recall]; 78.21 with 400 epochs [recall, also quoted by a third party].",
 )
 def spikformer_4_384_cifar100(**kwargs: Any) -> Spikformer:
+    """Spikformer on CIFAR-100 images (32x32, T=4, 100 classes), 9.36M parameters."""
     return _create(_CIFAR, kwargs, num_classes=100, depth=4, embed_dim=384, num_heads=12)
 
 
@@ -421,6 +423,7 @@ def spikformer_4_384_cifar100(**kwargs: Any) -> Spikformer:
     "heads). Top-1 [recall] (CIFAR-100: 75.96 [recall]).",
 )
 def spikformer_4_256_cifar10(**kwargs: Any) -> Spikformer:
+    """Spikformer on CIFAR-10 images (32x32, T=4, 10 classes), 4.16M parameters."""
     return _create(_CIFAR, kwargs, num_classes=10, depth=4, embed_dim=256, num_heads=16)
 
 
@@ -435,6 +438,7 @@ def spikformer_4_256_cifar10(**kwargs: Any) -> Spikformer:
     notes="Paper ablation size; 12 heads assumed. Top-1 [recall] (CIFAR-100: 76.95 [recall]).",
 )
 def spikformer_2_384_cifar10(**kwargs: Any) -> Spikformer:
+    """Spikformer on CIFAR-10 images (32x32, T=4, 10 classes), 5.77M parameters."""
     return _create(_CIFAR, kwargs, num_classes=10, depth=2, embed_dim=384, num_heads=12)
 
 
@@ -448,6 +452,7 @@ def spikformer_2_384_cifar10(**kwargs: Any) -> Spikformer:
     "Top-1 and 7.73 mJ [paper-2].",
 )
 def spikformer_8_384(**kwargs: Any) -> Spikformer:
+    """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 16.82M parameters."""
     return _create(_IMAGENET, kwargs, depth=8, embed_dim=384, num_heads=8)
 
 
@@ -460,6 +465,7 @@ def spikformer_8_384(**kwargs: Any) -> Spikformer:
     notes="The official imagenet/model.py factory. 11.58 mJ [paper-2].",
 )
 def spikformer_8_512(**kwargs: Any) -> Spikformer:
+    """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 29.69M parameters."""
     return _create(_IMAGENET, kwargs, depth=8, embed_dim=512, num_heads=8)
 
 
@@ -472,6 +478,7 @@ def spikformer_8_512(**kwargs: Any) -> Spikformer:
     notes="13.90 mJ [paper-2].",
 )
 def spikformer_10_512(**kwargs: Any) -> Spikformer:
+    """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 36.01M parameters."""
     return _create(_IMAGENET, kwargs, depth=10, embed_dim=512, num_heads=8)
 
 
@@ -484,6 +491,7 @@ def spikformer_10_512(**kwargs: Any) -> Spikformer:
     notes="12 heads (pending a check against the paper; params do not depend on heads). 21.48 mJ [paper-2].",
 )
 def spikformer_8_768(**kwargs: Any) -> Spikformer:
+    """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 66.34M parameters."""
     return _create(_IMAGENET, kwargs, depth=8, embed_dim=768, num_heads=12)
 
 
@@ -498,6 +506,7 @@ def spikformer_8_768(**kwargs: Any) -> Spikformer:
     notes="The official cifar10dvs/model.py factory, T=16 frames. Top-1 [recall] (78.9 at T=10 [recall]).",
 )
 def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
+    """Spikformer on CIFAR10-DVS event frames (128x128, T=16, 10 classes), 2.57M parameters."""
     return _create(_DVS, kwargs, num_classes=10, depth=2, embed_dim=256, num_heads=16)
 
 
@@ -513,4 +522,5 @@ def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
     "[recall] (96.9 at T=10 [recall]).",
 )
 def spikformer_2_256_dvs128gesture(**kwargs: Any) -> Spikformer:
+    """Spikformer on DVS128 Gesture event frames (128x128, T=16, 11 classes), 2.57M parameters."""
     return _create(_DVS, kwargs, num_classes=11, depth=2, embed_dim=256, num_heads=16)

@@ -31,13 +31,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..layers.ops import merge_heads
-from ..layers.sdt_blocks import (
-    ATTN_V_THRESHOLD,
-    SDTProjections,
-    SpikeDrivenSelfAttention,
-    SpikeLayer,
-    resolve_spike_layer,
-)
+from ..layers.sdt_blocks import SDTProjections, SpikeDrivenSelfAttention, resolve_spike_layer
+from ..layers.spikformer_blocks import ATTN_V_THRESHOLD, SpikeLayer
 from ._common import known_keys_converter, official_builder
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
@@ -242,6 +237,7 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> STAtten:
     notes=_UNUSED_NOTE + "conf/cifar10/2_256_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_256_cifar10(**kwargs: Any) -> STAtten:
+    """STAtten on CIFAR-10 images (32x32, T=4, 10 classes), 2.57M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=10), kwargs)
 
 
@@ -251,6 +247,7 @@ def statten_2_256_cifar10(**kwargs: Any) -> STAtten:
     notes=_UNUSED_NOTE + "conf/cifar10/2_512_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_512_cifar10(**kwargs: Any) -> STAtten:
+    """STAtten on CIFAR-10 images (32x32, T=4, 10 classes), 10.23M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=10), kwargs)
 
 
@@ -260,6 +257,7 @@ def statten_2_512_cifar10(**kwargs: Any) -> STAtten:
     notes=_UNUSED_NOTE + "conf/cifar100/2_256_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_256_cifar100(**kwargs: Any) -> STAtten:
+    """STAtten on CIFAR-100 images (32x32, T=4, 100 classes), 2.59M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=256, num_classes=100), kwargs)
 
 
@@ -269,6 +267,7 @@ def statten_2_256_cifar100(**kwargs: Any) -> STAtten:
     notes=_UNUSED_NOTE + "conf/cifar100/2_512_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_2_512_cifar100(**kwargs: Any) -> STAtten:
+    """STAtten on CIFAR-100 images (32x32, T=4, 100 classes), 10.28M parameters."""
     return _create(dict(_CIFAR_ARCH, depth=2, embed_dim=512, num_classes=100), kwargs)
 
 
@@ -278,6 +277,7 @@ def statten_2_512_cifar100(**kwargs: Any) -> STAtten:
     notes=_UNUSED_NOTE + "conf/imagenet/8_512_200E_t4.yml, chunk 2. " + _NO_ACC,
 )
 def statten_8_512(**kwargs: Any) -> STAtten:
+    """STAtten on ImageNet-1k images (224x224, T=4, 1000 classes), 29.69M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=512, num_classes=1000), kwargs)
 
 
@@ -288,6 +288,7 @@ def statten_8_512(**kwargs: Any) -> STAtten:
     "78.39% on ImageNet without naming the configuration; not recorded as this variant's accuracy.",
 )
 def statten_8_768(**kwargs: Any) -> STAtten:
+    """STAtten on ImageNet-1k images (224x224, T=4, 1000 classes), 66.34M parameters."""
     return _create(dict(_IMAGENET_ARCH, depth=8, embed_dim=768, num_classes=1000), kwargs)
 
 
@@ -301,6 +302,7 @@ _DVS10 = dict(input_kind="events", dataset="cifar10-dvs", num_classes=10, img_si
     "the TET loss (forward_timesteps gives per-step logits). " + _NO_ACC,
 )
 def statten_2_256_cifar10dvs_t10(**kwargs: Any) -> STAtten:
+    """STAtten on CIFAR10-DVS event frames (64x64, T=10, 10 classes), 2.57M parameters."""
     return _create(dict(_DVS_ARCH, num_classes=10, T=10, chunk_size=5), kwargs)
 
 
@@ -311,6 +313,7 @@ def statten_2_256_cifar10dvs_t10(**kwargs: Any) -> STAtten:
     + _NO_ACC,
 )
 def statten_2_256_cifar10dvs_t16(**kwargs: Any) -> STAtten:
+    """STAtten on CIFAR10-DVS event frames (64x64, T=16, 10 classes), 2.57M parameters."""
     return _create(dict(_DVS_ARCH, num_classes=10, T=16, chunk_size=4), kwargs)
 
 
@@ -323,6 +326,7 @@ _NCAL = dict(input_kind="events", dataset="n-caltech101", num_classes=101, img_s
     notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t10.yml: 64x64 frames, chunk 5, dvs_mode, no TET. " + _NO_ACC,
 )
 def statten_2_256_ncaltech101_t10(**kwargs: Any) -> STAtten:
+    """STAtten on N-Caltech101 event frames (64x64, T=10, 101 classes), 2.59M parameters."""
     return _create(dict(_DVS_ARCH, num_classes=101, T=10, chunk_size=5), kwargs)
 
 
@@ -332,4 +336,5 @@ def statten_2_256_ncaltech101_t10(**kwargs: Any) -> STAtten:
     notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t16.yml: 64x64 frames, chunk 4, dvs_mode, no TET. " + _NO_ACC,
 )
 def statten_2_256_ncaltech101_t16(**kwargs: Any) -> STAtten:
+    """STAtten on N-Caltech101 event frames (64x64, T=16, 101 classes), 2.59M parameters."""
     return _create(dict(_DVS_ARCH, num_classes=101, T=16, chunk_size=4), kwargs)
