@@ -14,13 +14,24 @@ from spiking_transformers.cli import main
 
 
 def _tiny(name: str, **extra):
-    if name not in st.list_models():
-        pytest.skip(f"{name} is not registered")
     info = st.model_info(name)
     overrides = {**info.tiny_overrides, **extra}
     model = st.create_model(name, **overrides)
     img = overrides.get("img_size", info.img_size)
-    return model, torch.randn(2, overrides.get("in_chans", info.in_chans), img, img)
+    chans = overrides.get("in_chans", info.in_chans)
+    if info.input_kind == "events":
+        g = torch.Generator().manual_seed(0)
+        return model, torch.poisson(torch.full((model.T, 2, chans, img, img), 0.5), generator=g)
+    return model, torch.randn(2, chans, img, img)
+
+
+@pytest.mark.parametrize("name", st.list_models())
+def test_registry_spike_driven_flag_agrees_with_the_audit(name):
+    """What the registry says of a model (spike_driven) is what the operator-level audit measures."""
+    model, x = _tiny(name)
+    report = analyze(model, [x], batch_stats=True)
+    measured = report.audit.verdict == "spike-driven"
+    assert measured == st.model_info(name).spike_driven, report.audit.explain()
 
 
 @pytest.mark.parametrize(
@@ -45,7 +56,8 @@ def test_lineage_audit_verdicts(name, verdict):
 
 @pytest.mark.parametrize("name", ["sdt_v3_t", "qsd_8m"])
 def test_multi_level_models_are_spike_driven_after_binary_expansion(name):
-    expansion = pytest.importorskip("spiking_transformers.export.binary_expansion")
+    from spiking_transformers.export import binary_expansion as expansion
+
     model, x = _tiny(name)
     integer = analyze(model, [x], batch_stats=True)
     with expansion.binary_expanded(model):

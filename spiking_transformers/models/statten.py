@@ -215,6 +215,9 @@ _COMMON = dict(
     family="statten", paper=STATTEN_PAPER, lineage="sdt", spike_driven=True, official_family="statten",
     tiny_overrides=_TINY,
 )  # fmt: skip
+# In DVS mode the official attention gates its output as Y*P + P, so the projection after it receives values in
+# {0, 1, 2}: those variants are integer-driven, not spike-driven (the energy audit finds it; a test checks it).
+_COMMON_DVS = {**_COMMON, "spike_driven": False}
 _UNUSED_NOTE = "Official count includes the unused talking_heads Conv1d (heads^2 per block), left out here. "
 _NO_ACC = "No accuracy recorded: the CVPR tables were not retrieved."
 _CIFAR = dict(input_kind="image", img_size=32, in_chans=3, default_T=4)
@@ -296,7 +299,7 @@ _DVS10 = dict(input_kind="events", dataset="cifar10-dvs", num_classes=10, img_si
 
 
 @register_model(
-    **_COMMON, **_DVS10, default_T=10, official_config="statten/statten-2-256-cifar10-dvs-T10",
+    **_COMMON_DVS, **_DVS10, default_T=10, official_config="statten/statten-2-256-cifar10-dvs-T10",
     official_params=2566794, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t10_TET.yml: 64x64 frames, chunk 5, dvs_mode, trained with "
     "the TET loss (forward_timesteps gives per-step logits). " + _NO_ACC,
@@ -307,7 +310,7 @@ def statten_2_256_cifar10dvs_t10(**kwargs: Any) -> STAtten:
 
 
 @register_model(
-    **_COMMON, **_DVS10, default_T=16, official_config="statten/statten-2-256-cifar10-dvs-T16",
+    **_COMMON_DVS, **_DVS10, default_T=16, official_config="statten/statten-2-256-cifar10-dvs-T16",
     official_params=2566794, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t16_TET.yml: 64x64 frames, chunk 4, dvs_mode, TET loss. "
     + _NO_ACC,
@@ -321,7 +324,7 @@ _NCAL = dict(input_kind="events", dataset="n-caltech101", num_classes=101, img_s
 
 
 @register_model(
-    **_COMMON, **_NCAL, default_T=10, official_config="statten/statten-2-256-ncaltech101-T10",
+    **_COMMON_DVS, **_NCAL, default_T=10, official_config="statten/statten-2-256-ncaltech101-T10",
     official_params=2590181, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t10.yml: 64x64 frames, chunk 5, dvs_mode, no TET. " + _NO_ACC,
 )
@@ -331,7 +334,7 @@ def statten_2_256_ncaltech101_t10(**kwargs: Any) -> STAtten:
 
 
 @register_model(
-    **_COMMON, **_NCAL, default_T=16, official_config="statten/statten-2-256-ncaltech101-T16",
+    **_COMMON_DVS, **_NCAL, default_T=16, official_config="statten/statten-2-256-ncaltech101-T16",
     official_params=2590181, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/ncaltech101/2_256_200E_t16.yml: 64x64 frames, chunk 4, dvs_mode, no TET. " + _NO_ACC,
 )
