@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 
@@ -14,6 +15,7 @@ from _parity import check_parity, count_spikes
 import spiking_transformers as st
 from spiking_transformers.layers.quant import LSQConv1d, LSQConv2d, LSQLinear, lsq_fake_quantize
 from spiking_transformers.models.qsd import QSDTransformer, build_official_qsd, dequantize_model, export_integer_weights
+from spiking_transformers.models.sdt_v2 import build_official_sdt_v2
 from spiking_transformers.neurons.multispike import IELIF
 from spiking_transformers.training.distill import (
     FineGrainedDistillation,
@@ -58,6 +60,10 @@ def test_official_builder_and_converter():
     assert (len(model.block3), len(model.block4)) == (3, 1)
     with pytest.raises(TypeError):
         build_official_qsd(**kw, kd=True)  # QSD's class has no kd argument
+    # QSD's official class has V2's constructor without kd (names, order and defaults).
+    v2 = dict(inspect.signature(build_official_sdt_v2).parameters)
+    assert v2.pop("kd").default is False
+    assert list(inspect.signature(build_official_qsd).parameters.values()) == list(v2.values())
     converted = st.convert_official_state_dict("qsd", fx["state_dict"])
     assert not any(".act." in k or k.endswith("init_state") for k in converted)
     assert "head.alpha" in converted and "block3.0.layer_scale1" in converted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -52,6 +53,21 @@ def test_official_builder_kwargs():
         build_official_sdt_v2(**{**kw, "mlp_ratios": [4, 4, 4]})
     with pytest.raises(ValueError, match="embed_dim"):
         build_official_sdt_v2(**{**kw, "embed_dim": [16, 32, 64]})
+
+
+# The official Spiking_vit_MetaFormer constructor: keyword, default (its defaults do not build there either).
+OFFICIAL_SIGNATURE = dict(
+    img_size_h=128, img_size_w=128, patch_size=16, in_channels=2, num_classes=11, embed_dim=(64, 128, 256),
+    num_heads=(1, 2, 4), mlp_ratios=(4, 4, 4), qkv_bias=False, qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0,
+    drop_path_rate=0.0, norm_layer=None, depths=(6, 8, 6), sr_ratios=(8, 4, 2), kd=False,
+)  # fmt: skip
+
+
+def test_official_builder_signature():
+    params = inspect.signature(build_official_sdt_v2).parameters
+    assert {n: p.default for n, p in params.items()} == OFFICIAL_SIGNATURE
+    assert list(params) == list(OFFICIAL_SIGNATURE)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
 
 
 def test_converter_rejects_foreign_keys():

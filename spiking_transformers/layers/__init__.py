@@ -9,11 +9,34 @@ Shape legend (see :mod:`._shapes`): ``T`` time, ``B`` batch, ``N`` tokens, ``C``
   the neuron-factory type :data:`SpikeLayer` and the attention threshold live here).
 * :mod:`.sdt_blocks`: SDT V1's MS-SPS, spike-driven self-attention, MS MLP and block (shared with STAtten).
 * :mod:`.qk_attention`: QKFormer's Q-K token and channel attention.
+* :mod:`.metaformer`: Meta-SpikeFormer's (SDT V2) conv and transformer blocks (shared with QSD-Transformer).
+* :mod:`.quant`: LSQ weight-quantized conv / linear layers (QSD-Transformer).
 """
 
 from ._shapes import TimeDistributed, fold_time, repeat_over_time, unfold_time
+from .metaformer import (
+    BNAndPad,
+    ConvFactory,
+    MSAttentionRepConv,
+    MSConvBlock,
+    MSDownsampling,
+    MSMlp,
+    MSTransformerBlock,
+    RepConv,
+    SepConv,
+    SpikeFactory,
+)
 from .ops import folded, merge_heads, split_heads
 from .qk_attention import PointwiseProjections, QKChannelAttention, QKTokenAttention
+from .quant import (
+    LSQConv1d,
+    LSQConv2d,
+    LSQLinear,
+    LSQWeightMixin,
+    lsq_fake_quantize,
+    lsq_levels,
+    reset_step_sizes,
+)
 from .sdt_blocks import MSMLP, MSSPS, Erode, MSBlock, SDTProjections, SpikeDrivenSelfAttention, resolve_spike_layer
 from .spikformer_blocks import (
     ATTN_V_THRESHOLD,
@@ -56,4 +79,23 @@ __all__ = [
     "PointwiseProjections",
     "QKTokenAttention",
     "QKChannelAttention",
+    # Meta-SpikeFormer (SDT V2) / QSD-Transformer
+    "SpikeFactory",
+    "ConvFactory",
+    "BNAndPad",
+    "RepConv",
+    "SepConv",
+    "MSConvBlock",
+    "MSDownsampling",
+    "MSAttentionRepConv",
+    "MSMlp",
+    "MSTransformerBlock",
+    # LSQ weight quantization (QSD-Transformer)
+    "LSQWeightMixin",
+    "LSQConv2d",
+    "LSQConv1d",
+    "LSQLinear",
+    "lsq_fake_quantize",
+    "lsq_levels",
+    "reset_step_sizes",
 ]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..neurons.lif import Neuron
-from ._shapes import fold_time, unfold_time
+from .ops import folded, merge_heads
 
 __all__ = [
     "SpikeFactory",
@@ -38,7 +38,7 @@ __all__ = [
     "MSDownsampling",
     "MSAttentionRepConv",
     "MSMlp",
-    "MSBlock",
+    "MSTransformerBlock",
 ]
 
 SpikeFactory = Callable[[], Neuron]
@@ -101,9 +101,9 @@ class RepConv(nn.Module):
         return self.body(x)
 
 
-def _conv_bn(conv: nn.Module, bn: nn.Module, x: Tensor) -> Tensor:
-    """``[T, B, C, ...] -> [T, B, C', ...]``: conv and BN over folded time."""
-    return unfold_time(bn(conv(fold_time(x))), x.shape[0])
+def _rep_conv_bn(dim: int, conv_layer: ConvFactory) -> nn.Sequential:
+    """``RepConv(C, C) -> BatchNorm2d`` (keys ``0.body.*``, ``1.*``): every projection of the V2 attention."""
+    return nn.Sequential(RepConv(dim, dim, conv_layer=conv_layer), nn.BatchNorm2d(dim))
 
 
 class SepConv(nn.Module):
@@ -134,10 +134,8 @@ class SepConv(nn.Module):
         self.bn2 = nn.BatchNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        T = x.shape[0]
-        x = _conv_bn(self.pwconv1, self.bn1, self.lif1(x))
-        x = fold_time(self.lif2(x))
-        return unfold_time(self.bn2(self.pwconv2(self.dwconv(x))), T)
+        x = folded(self.lif1(x), self.pwconv1, self.bn1)
+        return folded(self.lif2(x), self.dwconv, self.pwconv2, self.bn2)
 
 
 class MSConvBlock(nn.Module):
@@ -167,8 +165,8 @@ class MSConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.Conv(x) + x
-        y = _conv_bn(self.conv1, self.bn1, self.lif1(x))
-        y = _conv_bn(self.conv2, self.bn2, self.lif2(y))
+        y = folded(self.lif1(x), self.conv1, self.bn1)
+        y = folded(self.lif2(y), self.conv2, self.bn2)
         return x + y
 
 
@@ -201,7 +199,7 @@ class MSDownsampling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if hasattr(self, "encode_lif"):
             x = self.encode_lif(x)
-        return _conv_bn(self.encode_conv, self.encode_bn, x)
+        return folded(x, self.encode_conv, self.encode_bn)
 
 
 class MSAttentionRepConv(nn.Module):
@@ -239,31 +237,31 @@ class MSAttentionRepConv(nn.Module):
         self.num_heads = num_heads
         self.scale = scale
         self.head_lif = spike_layer()
-        self.q_conv = nn.Sequential(RepConv(dim, dim, conv_layer=conv_layer), nn.BatchNorm2d(dim))
-        self.k_conv = nn.Sequential(RepConv(dim, dim, conv_layer=conv_layer), nn.BatchNorm2d(dim))
-        self.v_conv = nn.Sequential(RepConv(dim, dim, conv_layer=conv_layer), nn.BatchNorm2d(dim))
+        self.q_conv = _rep_conv_bn(dim, conv_layer)
+        self.k_conv = _rep_conv_bn(dim, conv_layer)
+        self.v_conv = _rep_conv_bn(dim, conv_layer)
         self.q_lif = spike_layer()
         self.k_lif = spike_layer()
         self.v_lif = spike_layer()
         self.attn_lif = attn_spike_layer()
-        self.proj_conv = nn.Sequential(RepConv(dim, dim, conv_layer=conv_layer), nn.BatchNorm2d(dim))
+        self.proj_conv = _rep_conv_bn(dim, conv_layer)
 
     def _heads(self, x: Tensor) -> Tensor:
-        # [T, B, C, H, W] -> [T, B, h, N, d], channel c = head * d + j
-        T, B, C, H, W = x.shape
-        return x.flatten(3).transpose(-1, -2).reshape(T, B, H * W, self.num_heads, C // self.num_heads).transpose(2, 3)
+        # [T, B, C, H, W] -> [T, B, h, N, d], channel c = head * d + j: the split of ops.split_heads, but left a
+        # strided view. split_heads' contiguous copy makes matmul's backward sum in another order (float64 gradients
+        # then differ in the last bit), so this keeps the port's results bit for bit.
+        T, B, C = x.shape[:3]
+        return x.flatten(3).transpose(-1, -2).reshape(T, B, -1, self.num_heads, C // self.num_heads).transpose(2, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        T, B, C, H, W = x.shape
+        H, W = x.shape[-2:]
         s = self.head_lif(x)
-        q = self.q_lif(unfold_time(self.q_conv(fold_time(s)), T))
-        k = self.k_lif(unfold_time(self.k_conv(fold_time(s)), T))
-        v = self.v_lif(unfold_time(self.v_conv(fold_time(s)), T))
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        q = self._heads(self.q_lif(folded(s, self.q_conv)))  # [T, B, h, N, d]
+        k = self._heads(self.k_lif(folded(s, self.k_conv)))
+        v = self._heads(self.v_lif(folded(s, self.v_conv)))
         y = (q @ (k.transpose(-2, -1) @ v)) * self.scale  # [T, B, h, N, d]; K^T V first: O(N d^2)
-        y = y.transpose(3, 4).reshape(T, B, C, H * W)  # merge heads: [T, B, C, N]
-        y = self.attn_lif(y).reshape(T, B, C, H, W)
-        return unfold_time(self.proj_conv(fold_time(y)), T)
+        y = self.attn_lif(merge_heads(y, H, W))  # [T, B, C, H, W]
+        return folded(y, self.proj_conv)
 
 
 class MSMlp(nn.Module):
@@ -291,12 +289,12 @@ class MSMlp(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
         x = x.flatten(3)  # [T, B, C, N]
-        x = _conv_bn(self.fc1_conv, self.fc1_bn, self.fc1_lif(x))
-        x = _conv_bn(self.fc2_conv, self.fc2_bn, self.fc2_lif(x))
+        x = folded(self.fc1_lif(x), self.fc1_conv, self.fc1_bn)
+        x = folded(self.fc2_lif(x), self.fc2_conv, self.fc2_bn)
         return x.reshape(shape)
 
 
-class MSBlock(nn.Module):
+class MSTransformerBlock(nn.Module):
     """Transformer-stage block: ``x + attn(x) * g1``, then ``x + mlp(x) * g2``.
 
     ``g1``/``g2`` are per-channel layer scales (parameters ``layer_scale1``/``layer_scale2``) when

@@ -28,6 +28,7 @@ their per-channel scales.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +79,9 @@ def lsq_fake_quantize(weight: Tensor, alpha: Tensor, bits: int) -> Tensor:
 class LSQWeightMixin:
     """Per-output-channel LSQ weight quantization for a conv or linear layer (``weight`` is ``[C_out, ...]``).
 
+    Mixed in before the layer class (``class LSQConv2d(LSQWeightMixin, nn.Conv2d)``): the constructor is the layer's
+    plus ``bits``, and the subclass's ``forward`` computes with :meth:`quantized_weight`.
+
     Attributes:
         bits: integer width of the weights.
         alpha: ``[C_out]`` learnable step sizes.
@@ -86,6 +90,10 @@ class LSQWeightMixin:
     weight: Tensor
     alpha: nn.Parameter
     bits: int
+
+    def __init__(self, *args: Any, bits: int = 4, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the layer class: builds and initialises ``weight``
+        self._init_lsq(bits)
 
     def _init_lsq(self, bits: int) -> None:
         lsq_levels(bits)  # validates
@@ -117,8 +125,8 @@ class LSQWeightMixin:
         w_int = (self.weight / a).clamp(qn, qp).round()
         return w_int.to(torch.int8), self.alpha.detach().clone()
 
-    def _lsq_repr(self) -> str:
-        return f"bits={self.bits}, per_channel_alpha={tuple(self.alpha.shape)}"
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", bits={self.bits}, per_channel_alpha={tuple(self.alpha.shape)}"
 
 
 class LSQConv2d(LSQWeightMixin, nn.Conv2d):
@@ -127,43 +135,22 @@ class LSQConv2d(LSQWeightMixin, nn.Conv2d):
     Same constructor as ``nn.Conv2d`` plus ``bits`` (4 in QSD). Keys: ``weight``, ``bias``, ``alpha``.
     """
 
-    def __init__(self, *args, bits: int = 4, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_lsq(bits)
-
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(x, self.quantized_weight(), self.bias)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ", " + self._lsq_repr()
 
 
 class LSQConv1d(LSQWeightMixin, nn.Conv1d):
     """``nn.Conv1d`` with per-output-channel LSQ weights (official ``Conv1dLSQ``)."""
 
-    def __init__(self, *args, bits: int = 4, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_lsq(bits)
-
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(x, self.quantized_weight(), self.bias)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ", " + self._lsq_repr()
 
 
 class LSQLinear(LSQWeightMixin, nn.Linear):
     """``nn.Linear`` with per-output-feature LSQ weights (official ``LinearLSQ``)."""
 
-    def __init__(self, *args, bits: int = 4, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_lsq(bits)
-
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.quantized_weight(), self.bias)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ", " + self._lsq_repr()
 
 
 def reset_step_sizes(model: nn.Module, per_channel: bool = True) -> int:

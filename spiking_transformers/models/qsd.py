@@ -33,7 +33,6 @@ Readings and choices:
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any, Sequence
 
@@ -41,9 +40,10 @@ from torch import Tensor, nn
 
 from ..layers.quant import LSQConv1d, LSQConv2d, LSQLinear, LSQWeightMixin, reset_step_sizes
 from ..neurons.multispike import IELIF
+from ._common import known_keys_converter, official_builder
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
-from .sdt_v2 import MetaSpikeFormer, validate_official_metaformer_kwargs
+from .sdt_v2 import METAFORMER_KEY_PATTERNS, METAFORMER_OFFICIAL_KWARGS, MetaSpikeFormer, metaformer_official_args
 
 __all__ = [
     "QSDTransformer",
@@ -109,7 +109,7 @@ class QSDTransformer(MetaSpikeFormer):
             linear_layer=partial(LSQLinear, bits=bits),
         )
         self.bits = bits
-        # _init_weights re-drew the classifier's weights after its step size was set: derive it again.
+        # The Linear initialisation re-drew the classifier's weights after its step size was set: derive it again.
         reset_step_sizes(self)
 
 
@@ -172,25 +172,8 @@ def dequantize_model(model: nn.Module, integer_weights: dict[str, Tensor]) -> nn
 # --------------------------------------------------------------------------------------------------------------
 
 
-def build_official_qsd(
-    *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dim: Sequence[int] = (64, 128, 256),
-    num_heads: Any = (1, 2, 4),
-    mlp_ratios: Any = (4, 4, 4),
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = None,
-    depths: Any = (6, 8, 6),
-    sr_ratios: Any = (8, 4, 2),
-) -> QSDTransformer:
+@official_builder(METAFORMER_OFFICIAL_KWARGS)
+def build_official_qsd(**official: Any) -> QSDTransformer:
     """Our model equal to QSD's official ``Spiking_vit_MetaFormer(**kwargs)`` (official defaults, which do not build
     there either). ``T`` is 1 after construction, as officially.
 
@@ -198,25 +181,12 @@ def build_official_qsd(
     hard-coded 0.25), ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate`` (drop path was removed), ``norm_layer``
     (class or string), ``sr_ratios``; ``img_size_h``/``img_size_w`` only give the nominal ``img_size``.
     """
-    dims, heads, ratio, d = validate_official_metaformer_kwargs("qsd", embed_dim, num_heads, mlp_ratios, depths)
-    return QSDTransformer(
-        num_classes=num_classes,
-        img_size=img_size_h,
-        in_chans=in_channels,
-        T=1,
-        embed_dim=dims,
-        num_heads=heads,
-        mlp_ratio=ratio,
-        depths=(int(d * 0.75), int(d * 0.25)),
-    )
+    kwargs, d = metaformer_official_args("qsd", **official)
+    return QSDTransformer(**kwargs, depths=(int(d * 0.75), int(d * 0.25)))
 
 
-_QSD_KEY = re.compile(r"(downsample(1_1|1_2|2|3|4)|ConvBlock(1_1|1_2|2_1|2_2)|block[34]|head)\..+")
-
-
-def convert_qsd_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
-    """Official QSD key -> ours (identity for known keys; the unused quantizer state is dropped before this)."""
-    return (key, value) if _QSD_KEY.fullmatch(key) else None
+# Official QSD key -> ours: the V2 keys (no ``head_kd``), identity; the unused quantizer state is dropped before this.
+convert_qsd_key = known_keys_converter(METAFORMER_KEY_PATTERNS)
 
 
 register_official_family(

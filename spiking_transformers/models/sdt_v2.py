@@ -31,24 +31,26 @@ Readings of the official code (recorded here because they change outputs):
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any, Sequence
 
 from torch import Tensor, nn
 
-from ..layers.metaformer import ConvFactory, MSBlock, MSConvBlock, MSDownsampling, SpikeFactory
+from ..layers.metaformer import ConvFactory, MSConvBlock, MSDownsampling, MSTransformerBlock, SpikeFactory
 from ..neurons.lif import LIF
 from ._base import SpikingModel
+from ._common import PVT_KWARGS, known_keys_converter, official_builder, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
 __all__ = [
     "MetaSpikeFormer",
     "SDT_V2_PAPER",
+    "METAFORMER_OFFICIAL_KWARGS",
+    "METAFORMER_KEY_PATTERNS",
     "build_official_sdt_v2",
     "convert_sdt_v2_key",
-    "validate_official_metaformer_kwargs",
+    "metaformer_official_args",
 ]
 
 SDT_V2_PAPER = Paper(
@@ -67,6 +69,10 @@ SDT_V2_PAPER = Paper(
 def _lif(v_threshold: float = 1.0) -> LIF:
     # spikingjelly MultiStepLIFNode(tau=2.0, detach_reset=True): hard reset to 0, decay_input, sigmoid(alpha 4).
     return LIF(tau=2.0, v_threshold=v_threshold, v_reset=0.0, detach_reset=True)
+
+
+# Official: truncated normal (std 0.02) for Linear layers (the classifiers), zero bias; convs keep PyTorch's default.
+_init_linear = trunc_normal_init(nn.Linear)
 
 
 class MetaSpikeFormer(SpikingModel):
@@ -153,7 +159,7 @@ class MetaSpikeFormer(SpikingModel):
         self.ConvBlock2_2 = nn.ModuleList([MSConvBlock(c1, mlp_ratio=mlp_ratio, **conv)])
         self.downsample3 = down(c1, c2, stride=2)
         block = partial(
-            MSBlock,
+            MSTransformerBlock,
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,
             attn_scale=attn_scale,
@@ -168,18 +174,14 @@ class MetaSpikeFormer(SpikingModel):
         self.block4 = nn.ModuleList([block(c3) for _ in range(depths[1])])
 
         self.lif = head_spike_layer()
-        self.head = linear_layer(c3, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._new_head(num_classes)
         if kd:
-            self.head_kd = linear_layer(c3, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
+            self.head_kd = self._new_head(num_classes)
+        self.apply(_init_linear)
 
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        # Official: truncated normal (std 0.02) for Linear layers, zero bias; convs keep PyTorch's default.
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    def _new_head(self, num_classes: int) -> nn.Module:
+        # A classifier of the model's linear layer type (default initialisation); identity without classes.
+        return self._linear_layer(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def stages(self) -> list[list[nn.Module]]:
         """The modules of the four stages, in order (downsampling first)."""
@@ -235,10 +237,7 @@ class MetaSpikeFormer(SpikingModel):
         ref = self.head.weight if isinstance(self.head, nn.Linear) else None
 
         def make() -> nn.Module:
-            if num_classes <= 0:
-                return nn.Identity()
-            layer = self._linear_layer(self.num_features, num_classes)
-            self._init_weights(layer)
+            layer = self._new_head(num_classes).apply(_init_linear)  # an Identity has nothing to initialise
             reinit = getattr(layer, "reset_step_size", None)
             if reinit is not None:  # quantized layers derive their step size from the new weights
                 reinit()
@@ -254,13 +253,36 @@ class MetaSpikeFormer(SpikingModel):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def validate_official_metaformer_kwargs(
-    family: str, embed_dim: Any, num_heads: Any, mlp_ratios: Any, depths: Any
-) -> tuple[tuple[int, ...], int, int, int]:
-    """Check the official ``Spiking_vit_MetaFormer`` kwargs that shape the network (shared by V2 and QSD).
+# The official ``Spiking_vit_MetaFormer`` keyword arguments with the class defaults, shared with QSD (whose class has
+# the same constructor without ``kd``): the PVT list, ``embed_dims`` renamed ``embed_dim``. The defaults (3 widths,
+# per-stage lists) do not build, officially or here.
+METAFORMER_OFFICIAL_KWARGS: dict[str, Any] = {
+    **{("embed_dim" if k == "embed_dims" else k): v for k, v in PVT_KWARGS.items()},
+    "embed_dim": (64, 128, 256), "num_heads": (1, 2, 4), "mlp_ratios": (4, 4, 4), "depths": (6, 8, 6),
+    "sr_ratios": (8, 4, 2),
+}  # fmt: skip
 
-    The official class indexes ``embed_dim[0..3]``, passes ``num_heads`` and ``mlp_ratios`` as scalars to every block
-    and reshapes the channel conv to ``4 * C``; other values fail there, so they fail here with a clear message.
+
+def metaformer_official_args(
+    family: str,
+    *,
+    img_size_h: int,
+    in_channels: int,
+    num_classes: int,
+    embed_dim: Any,
+    num_heads: Any,
+    mlp_ratios: Any,
+    depths: Any,
+    **ignored: Any,
+) -> tuple[dict[str, Any], int]:
+    """Our constructor arguments from the official ``Spiking_vit_MetaFormer`` kwargs (shared by V2 and QSD).
+
+    Returns ``(kwargs, depths)``: ``num_classes``, ``img_size`` (``img_size_h``, nominal only), ``in_chans``,
+    ``T = 1`` (the official ``T`` after construction), ``embed_dim``, ``num_heads`` and ``mlp_ratio``; and the
+    official ``depths`` integer, whose meaning differs (V2 hard-codes 6 + 2 blocks, QSD splits it 3:1). The official
+    class indexes ``embed_dim[0..3]``, passes ``num_heads`` and ``mlp_ratios`` as scalars to every block and reshapes
+    the channel conv to ``4 * C``; other values fail there, so they fail here with a clear ``ValueError``. The other
+    arguments (``ignored``) have no effect on the official forward.
     """
     if not isinstance(embed_dim, (list, tuple)) or len(embed_dim) != 4:
         raise ValueError(f"{family}: embed_dim must list 4 stage widths, got {embed_dim!r}")
@@ -272,29 +294,20 @@ def validate_official_metaformer_kwargs(
         )
     if isinstance(depths, bool) or not isinstance(depths, int) or depths < 0:
         raise ValueError(f"{family}: depths must be a non-negative int (torch.linspace length), got {depths!r}")
-    return tuple(int(c) for c in embed_dim), int(num_heads), int(mlp_ratios), int(depths)
+    kwargs = dict(
+        num_classes=num_classes,
+        img_size=img_size_h,
+        in_chans=in_channels,
+        T=1,
+        embed_dim=tuple(int(c) for c in embed_dim),
+        num_heads=int(num_heads),
+        mlp_ratio=int(mlp_ratios),
+    )
+    return kwargs, int(depths)
 
 
-def build_official_sdt_v2(
-    *,
-    img_size_h: int = 128,
-    img_size_w: int = 128,
-    patch_size: int = 16,
-    in_channels: int = 2,
-    num_classes: int = 11,
-    embed_dim: Sequence[int] = (64, 128, 256),
-    num_heads: Any = (1, 2, 4),
-    mlp_ratios: Any = (4, 4, 4),
-    qkv_bias: bool = False,
-    qk_scale: float | None = None,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    norm_layer: Any = None,
-    depths: Any = (6, 8, 6),
-    sr_ratios: Any = (8, 4, 2),
-    kd: bool = False,
-) -> MetaSpikeFormer:
+@official_builder(dict(METAFORMER_OFFICIAL_KWARGS, kd=False))
+def build_official_sdt_v2(*, kd: bool, **official: Any) -> MetaSpikeFormer:
     """Our model equal to the official ``Spiking_vit_MetaFormer(**kwargs)`` (defaults as the official class; its own
     defaults do not build, like the official ones). The official ``T`` is 1 after construction.
 
@@ -303,27 +316,15 @@ def build_official_sdt_v2(
     ``norm_layer`` (class or string), ``sr_ratios``, and ``depths`` beyond its type (the 6 + 2 blocks are
     hard-coded). ``img_size_h``/``img_size_w`` only become the nominal ``img_size``.
     """
-    dims, heads, ratio, _ = validate_official_metaformer_kwargs("sdt_v2", embed_dim, num_heads, mlp_ratios, depths)
-    return MetaSpikeFormer(
-        num_classes=num_classes,
-        img_size=img_size_h,
-        in_chans=in_channels,
-        T=1,
-        embed_dim=dims,
-        num_heads=heads,
-        mlp_ratio=ratio,
-        depths=(6, 2),
-        kd=bool(kd),
-    )
+    kwargs, _ = metaformer_official_args("sdt_v2", **official)
+    return MetaSpikeFormer(**kwargs, depths=(6, 2), kd=bool(kd))
 
 
-# Official keys equal ours (module names were kept); anything outside these module trees is not a V2 key.
-_V2_KEY = re.compile(r"(downsample(1_1|1_2|2|3|4)|ConvBlock(1_1|1_2|2_1|2_2)|block[34]|head|head_kd)\..+")
+# Official keys equal ours (module names were kept); anything outside these module trees is not a V2 / QSD key.
+METAFORMER_KEY_PATTERNS = (r"(downsample(1_1|1_2|2|3|4)|ConvBlock(1_1|1_2|2_1|2_2)|block[34]|head)\..+",)
 
-
-def convert_sdt_v2_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
-    """Official V2 key -> ours (identity for every known key; ``None`` for an unknown one)."""
-    return (key, value) if _V2_KEY.fullmatch(key) else None
+# Official V2 key -> ours: identity for every known key (``head_kd`` too), ``None`` for an unknown one.
+convert_sdt_v2_key = known_keys_converter((*METAFORMER_KEY_PATTERNS, r"head_kd\..+"))
 
 
 register_official_family(

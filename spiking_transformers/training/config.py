@@ -46,8 +46,10 @@ class TrainConfig:
         seed, threads (CPU threads per process; 0: ``min(2, cpu_count)``), num_workers, device ("auto"),
         out (run folder), save_every_steps (mid-epoch checkpoints; 0: only at epoch ends), keep_last, sync_bn,
         progress (tqdm bar), tensorboard (write event files when tensorboard is installed), recipe (name of the
-        recipe this config started from), augment (the official augmentation of a recipe, passed to the data
-        set where it supports it and otherwise only recorded), notes.
+        recipe this config started from), augment (the recipe's official augmentation: on image data the
+        policy of :class:`~spiking_transformers.data.augment.AugmentPolicy` (RandAugment, random erasing, random
+        resized crop, flips, colour jitter, evaluation crop) is applied; on event data the data set's standard
+        augmentation; empty: none), notes.
     """
 
     model: str = "spikformer_4_384_cifar10"
@@ -114,6 +116,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
+        if self.augment:
+            from ..data.augment import validate_augment
+
+            validate_augment(self.augment)  # a bad policy string or key fails here, before any data is read
         # YAML/JSON give lists; keep the frozen dataclass hashable-ish and JSON round-trippable.
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
 
 __all__ = ["model_overrides", "build_model", "build_datasets", "load_run"]
+
+log = logging.getLogger(__name__)
 
 
 def _data_info(config: TrainConfig):
@@ -55,8 +59,16 @@ def build_model(config: TrainConfig) -> nn.Module:
 def build_datasets(config: TrainConfig, *, train: bool = True, test: bool = True):
     """``(train_set, test_set)`` from ``config.data`` / ``data_dir`` / ``data_args`` (``None`` where not asked).
 
-    Event data sets get ``T`` frames (the model's ``T``) unless ``data_args`` says otherwise; the training split
-    gets the data set's standard augmentation when the recipe lists an ``augment`` section.
+    Event data sets get ``T`` frames (the model's ``T``) unless ``data_args`` says otherwise.
+
+    Augmentation, from the recipe's ``config.augment`` section:
+
+    * image data: the official policy (:class:`~spiking_transformers.data.augment.AugmentPolicy`: random resized
+      crop, flips, RandAugment or colour jitter, random erasing) becomes the training split's transform, and the
+      evaluation resize + centre crop (``crop_pct`` / ``eval_resize``) the test split's;
+    * event data: the data set's standard augmentation (flip / roll), as the event recipes' policies
+      (``snn_augment_wide``, ...) are recorded, not reproduced;
+    * an empty section: no augmentation; ``augment`` or ``transform`` in ``data_args``: that choice, no policy.
     """
     from ..data import get_dataset
 
@@ -64,13 +76,62 @@ def build_datasets(config: TrainConfig, *, train: bool = True, test: bool = True
     opts = dict(config.data_args)
     if info.input_kind == "events" and "T" not in opts:
         opts["T"] = config.T or info.default_T
+    explicit = "augment" in opts or "transform" in opts
+    policy = None
+    if config.augment and info.input_kind == "image" and not explicit:
+        from ..data.augment import AugmentPolicy
+
+        policy = AugmentPolicy.from_dict(config.augment)
+    img_size = int(opts.get("img_size") or info.img_size)
     try:
-        tr = get_dataset(config.data, "train", root=config.data_dir, **opts,
-                         **({"augment": True} if config.augment and "augment" not in opts else {})) if train else None
-        te = get_dataset(config.data, "test", root=config.data_dir, **opts) if test else None
+        tr = te = None
+        if train:
+            standard = {"augment": True} if config.augment and policy is None and not explicit else {}
+            tr = get_dataset(config.data, "train", root=config.data_dir, **opts, **standard)
+            if policy is not None:
+                _set_train_policy(tr, policy, config.data)
+        if test:
+            te = _test_set(config, opts, info, policy, img_size)
     except KeyError as exc:
         raise ValueError(str(exc).strip("'\"")) from None
     return tr, te
+
+
+def _set_train_policy(ds, policy, data: str) -> None:
+    """Replace the training split's transform by the policy's pipeline (before the data set's normalisation)."""
+    from ..data.augment import build_train_transform
+
+    if not (hasattr(ds, "transform") and hasattr(ds, "normalize")):
+        raise ValueError(f"data set {data!r} takes no transform, so the recipe's augment policy cannot be applied; "
+                         f"pass --set augment={{}} to train without it")
+    size = int(ds.info.img_size)
+    ds.transform = build_train_transform(policy, img_size=size, mean=ds.normalize.mean, std=ds.normalize.std)
+    log.info("train augmentation: %r", ds.transform)
+
+
+def _test_set(config: TrainConfig, opts: dict[str, Any], info, policy, img_size: int):
+    from ..data import get_dataset
+
+    if policy is None:
+        return get_dataset(config.data, "test", root=config.data_dir, **opts)
+    from ..data.augment import build_eval_transform, eval_scale_size
+    from ..data.transforms import CenterCrop
+
+    evaluation = build_eval_transform(policy, img_size=img_size)
+    if evaluation is None:
+        return get_dataset(config.data, "test", root=config.data_dir, **opts)
+    if info.name == "imagefolder":
+        # The reader resizes each file's shorter side and centre-crops a square: read at the resize size, then crop,
+        # which equals timm's Resize(scale) + CenterCrop(img_size) on the original file.
+        te = get_dataset(config.data, "test", root=config.data_dir, **{**opts, "img_size": eval_scale_size(
+            policy, img_size)})
+        te.transform = CenterCrop(img_size)
+        te.info = dataclasses.replace(te.info, img_size=img_size)
+    else:
+        te = get_dataset(config.data, "test", root=config.data_dir, **opts)
+        te.transform = evaluation
+    log.info("test transform: %r", te.transform)
+    return te
 
 
 def load_run(path: str | Path, *, ema: bool = False) -> tuple[TrainConfig, nn.Module, Path]:
