@@ -424,3 +424,22 @@ def test_resume_of_an_augmented_run_is_exact(tmp_path):
         train(tmp_path / "run", callbacks=[crash_at(13)])  # checkpoints at steps 5 and 10 exist
     resumed = train(tmp_path / "run", resume=True)
     assert all(torch.equal(ref[k], resumed[k]) for k in ref)
+
+
+def test_imagefolder_eval_reads_at_the_resize_size_then_crops(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    from spiking_transformers.training.config import resolve_config
+    from spiking_transformers.training.run import build_datasets
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            pil.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / split / cls / "0.png")
+    register_tiny()
+    config = resolve_config("sdt_imagenet_8_512", {**_QUICK, "data": "imagefolder", "data_dir": str(tmp_path),
+                                                   "data_args": {"img_size": 16}, "augment": {"crop_pct": 0.5}})
+    tr, te = build_datasets(config)
+    assert tr[0][0].shape == (3, 16, 16) and tr.transform.transforms[0].scale == (0.2, 1.0)
+    assert te.img_size == 32 and isinstance(te.transform, CenterCrop) and te.info.img_size == 16  # floor(16 / 0.5)
+    assert te[0][0].shape == (3, 16, 16)

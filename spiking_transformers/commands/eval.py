@@ -71,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
     config, model, weights = load_run(args.path, ema=args.ema)
     changes = {k: v for k, v in (("data", args.data), ("data_dir", args.data_dir)) if v is not None}
     config = config.replace(**changes)
-    train_set, test_set = build_datasets(config, train=args.split == "train", test=args.split == "test")
-    dataset = train_set if args.split == "train" else test_set
+    if args.split == "train":
+        # evaluate the training images as they are: no random augmentation policy
+        dataset, _ = build_datasets(config.replace(augment={}), train=True, test=False)
+    else:
+        _, dataset = build_datasets(config, train=False, test=True)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, collate_fn=time_major_collate)
     device = torch.device(args.device)
     want_conf = bool(args.per_class or args.confusion)

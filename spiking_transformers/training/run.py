@@ -103,7 +103,7 @@ def _set_train_policy(ds, policy, data: str) -> None:
 
     if not (hasattr(ds, "transform") and hasattr(ds, "normalize")):
         raise ValueError(f"data set {data!r} takes no transform, so the recipe's augment policy cannot be applied; "
-                         f"pass --set augment={{}} to train without it")
+                         f"pass --data-arg augment=false to train without it")
     size = int(ds.info.img_size)
     ds.transform = build_train_transform(policy, img_size=size, mean=ds.normalize.mean, std=ds.normalize.std)
     log.info("train augmentation: %r", ds.transform)
