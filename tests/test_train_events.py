@@ -29,6 +29,12 @@ from spiking_transformers.data.events import (GESTURE_LABEL_DTYPE, make_events, 
 #: A DVS variant at a tiny size: SDT V1 (CIFAR10-DVS architecture, dvs_mode) with one block of width 32, T = 2.
 TINY_DVS = ["--model", "sdt_2_256_cifar10dvs", "--model-arg", "embed_dim=32", "--model-arg", "depth=1",
             "--model-arg", "num_heads=4", "--T", "2"]
+#: The synthetic-events run, found by measurement (the proposed recipe `synthetic_events`): SDT V1 (CIFAR10-DVS
+#: architecture) with one block of width 64, T = 4, 8 epochs; 96.1 % test top-1 in 90 s on one thread of a shared
+#: 2-core machine (2 blocks at T = 6: 94.7 % in 178 s; Spikformer 2 x 64 at T = 6: 88.9 % in 41 s; 5 epochs: 93.9 %).
+SYNTHETIC_EVENTS_RUN = ["--data", "synthetic-events", "--model", "sdt_2_256_cifar10dvs", "--model-arg", "embed_dim=64",
+                        "--model-arg", "depth=1", "--model-arg", "num_heads=4", "--T", "4", "--epochs", "8",
+                        "--batch-size", "32", "--lr", "5e-3", "--warmup-epochs", "0.5"]
 QUICK = ["--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress", "--no-tensorboard"]
 
 
@@ -166,24 +172,15 @@ def test_bad_data_folder_is_one_clear_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_synthetic_events_recipe_beats_chance(tmp_path, capsys):
-    """The measured synthetic-events recipe: clearly better than chance (10 %) in a few minutes on 2 CPU cores."""
+def test_synthetic_events_run_beats_chance(tmp_path, capsys):
+    """The measured synthetic-events settings: clearly better than chance (10 %) in a few minutes on 2 CPU cores."""
     start = time.time()
-    metrics = _train_recipe(capsys, tmp_path / "run")
-    elapsed = time.time() - start
-    print(f"synthetic-events: test top-1 {metrics['test_top1']:.2f}% in {elapsed:.0f} s")
-    assert metrics["test_top1"] > 60.0
+    rc = main(["train", *SYNTHETIC_EVENTS_RUN, "--threads", "2", "--no-progress", "--no-tensorboard",
+               "--out", str(tmp_path / "run")])
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    with capsys.disabled():
+        print(f"\nsynthetic-events: test top-1 {metrics['test_top1']:.2f}% (best {metrics['best_top1']:.2f}%), "
+              f"training {metrics['train_time_s']:.0f} s, whole run {time.time() - start:.0f} s")
+    assert metrics["test_top1"] > 80.0  # chance: 10 %
 
-
-def _train_recipe(capsys, out: Path) -> dict:
-    rc = main(["train", *SYNTHETIC_EVENTS_RECIPE, "--threads", "2", "--no-progress", "--no-tensorboard",
-               "--out", str(out)])
-    text = capsys.readouterr()
-    assert rc == 0, text.err
-    return json.loads((out / "metrics.json").read_text())
-
-
-#: Settings of the synthetic-events run, found by measurement (see the report / recipe).
-SYNTHETIC_EVENTS_RECIPE = ["--data", "synthetic-events", "--model", "sdt_2_256_cifar10dvs", "--model-arg",
-                           "embed_dim=64", "--model-arg", "depth=2", "--model-arg", "num_heads=4", "--T", "6",
-                           "--epochs", "8", "--batch-size", "32", "--lr", "5e-3", "--warmup-epochs", "0.5"]

@@ -9,6 +9,7 @@ from .audit import VERDICTS, AuditResult, audit
 from .energy import HOROWITZ_45NM, EnergyTable, energy_pj
 from .firing import FiringRateMonitor, NeuronStats, block_of
 from .ops import KINDS, OperandKind, OpRecord, SynapticOpCounter, classify
+from .precision import PrecisionReport, PrecisionResult, compare_precision
 
 __all__ = [
     "analyze",
@@ -29,4 +30,7 @@ __all__ = [
     "audit",
     "AuditResult",
     "VERDICTS",
+    "compare_precision",
+    "PrecisionReport",
+    "PrecisionResult",
 ]
