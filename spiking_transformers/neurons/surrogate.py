@@ -57,81 +57,41 @@ def heaviside(x: Tensor) -> Tensor:
     return (x >= 0).to(x.dtype)
 
 
-class _SigmoidFn(torch.autograd.Function):
-    """Heaviside forward, derivative of ``sigmoid(alpha * x)`` backward (spikingjelly's default, alpha 4)."""
+def _spike_function(name: str, derivative: Callable[[Tensor, float], Tensor], doc: str) -> type[torch.autograd.Function]:
+    """Build the ``autograd.Function`` of one surrogate: Heaviside forward, ``derivative(x, alpha)`` backward."""
 
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.alpha = alpha
         return heaviside(x)
 
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: Tensor):
         (x,) = ctx.saved_tensors
-        # Same operation order as spikingjelly's sigmoid backward, so float64 gradients agree to the last bits.
-        sgax = (x * ctx.alpha).sigmoid()
-        return grad_output * (1.0 - sgax) * sgax * ctx.alpha, None
+        return grad_output * derivative(x, ctx.alpha), None
+
+    return type(name, (torch.autograd.Function,), {
+        "__doc__": doc, "forward": staticmethod(forward), "backward": staticmethod(backward),
+    })  # fmt: skip
 
 
-class _ATanFn(torch.autograd.Function):
-    """Heaviside forward, derivative of ``atan(pi/2 * alpha * x) / pi + 1/2`` backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return atan_derivative(x, ctx.alpha) * grad_output, None
-
-
-class _RectangleFn(torch.autograd.Function):
-    """Heaviside forward, box-car backward: ``1/alpha`` on ``|x| < alpha/2`` (the STBP "rectangular" window)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad_output * rectangle_derivative(x, ctx.alpha), None
-
-
-class _FastSigmoidFn(torch.autograd.Function):
-    """Heaviside forward, SuperSpike backward: derivative of ``x / (1 + alpha |x|)`` scaled to unit height."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad_output * fast_sigmoid_derivative(x, ctx.alpha), None
-
-
-class _ErfFn(torch.autograd.Function):
-    """Heaviside forward, Gaussian backward: derivative of ``(1 + erf(alpha * x)) / 2``."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad_output * erf_derivative(x, ctx.alpha), None
+_SigmoidFn = _spike_function(
+    "SigmoidSurrogate", sigmoid_derivative,
+    "Heaviside forward, derivative of ``sigmoid(alpha * x)`` backward (spikingjelly's default, alpha 4).",
+)  # fmt: skip
+_ATanFn = _spike_function(
+    "ATanSurrogate", atan_derivative, "Heaviside forward, derivative of ``atan(pi/2 * alpha * x) / pi + 1/2`` backward."
+)
+_RectangleFn = _spike_function(
+    "RectangleSurrogate", rectangle_derivative,
+    "Heaviside forward, box-car backward: ``1/alpha`` on ``|x| < alpha/2`` (the STBP rectangular window).",
+)  # fmt: skip
+_FastSigmoidFn = _spike_function(
+    "FastSigmoidSurrogate", fast_sigmoid_derivative,
+    "Heaviside forward, SuperSpike backward: derivative of ``x / (1 + alpha |x|)``, unit height at 0.",
+)  # fmt: skip
+_ErfFn = _spike_function(
+    "ErfSurrogate", erf_derivative, "Heaviside forward, Gaussian backward: derivative of ``(1 + erf(alpha * x)) / 2``."
+)
 
 
 @dataclass(frozen=True)
