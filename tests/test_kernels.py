@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
-
-import copy
 
 from spiking_transformers.neurons import (
     BACKENDS,
@@ -19,7 +20,7 @@ from spiking_transformers.neurons import (
     plif_multistep,
     set_backend,
 )
-from spiking_transformers.neurons.kernels import IF_BACKENDS, PLIF_BACKENDS, SwitchableIF, SwitchableParametricLIF
+from spiking_transformers.neurons.lif import DEFAULT_BACKEND, IF_BACKENDS, PLIF_BACKENDS
 
 # The "cpp" back end compiles a C++ extension on first use (about a minute of one core, then cached), so its cases
 # are slow tests; without a compiler it falls back to "fused" (tested below without compiling).
@@ -153,19 +154,28 @@ def test_fused_inference_matches_for_every_neuron():
 
 def test_set_backend_switches_if_and_plif_modules():
     model = torch.nn.Sequential(LIF(), IF(v_threshold=0.5), ParametricLIF(init_tau=3.0))
+    assert all(m.backend == DEFAULT_BACKEND == "fused" for m in model)  # new neurons use the fused kernel
     x = make_input(torch.float32)
     ref = model(x)
     state = copy.deepcopy(model.state_dict())
-    assert set_backend(model, "fused") == 3
-    assert isinstance(model[1], SwitchableIF) and model[1].backend == "fused"
-    assert isinstance(model[2], SwitchableParametricLIF) and isinstance(model[2], ParametricLIF)
+    assert set_backend(model, "torch") == 3
+    assert all(m.backend == "torch" for m in model)
     assert model.state_dict().keys() == state.keys()
     assert torch.equal(model(x), ref)
     clone = copy.deepcopy(model)
     assert torch.equal(clone(x), ref)
-    assert set_backend(model, "torch") == 3
-    assert type(model[1]) is IF and type(model[2]) is ParametricLIF
+    assert set_backend(model, "fused") == 3
     assert torch.equal(model(x), ref)
+    with pytest.raises(ValueError, match="unknown neuron back end"):
+        IF(backend="nope")
+
+
+def test_neurons_pickle_with_their_surrogate_and_backend():
+    model = torch.nn.Sequential(LIF(surrogate="atan"), IF(backend="torch"), ParametricLIF())
+    clone = pickle.loads(pickle.dumps(model))
+    x = make_input(torch.float32)
+    assert torch.equal(clone(x), model(x))
+    assert clone[0].surrogate.name == "atan" and clone[1].backend == "torch"
 
 
 def test_cpp_backend_falls_back_to_fused_when_it_cannot_build(monkeypatch):

@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
     p.add_argument("--T", type=int, default=None, help="time steps (default: the model's)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads in the child (default 2)")
-    p.add_argument("--backend", default="torch", help="neuron back end (see set_backend); default torch")
+    p.add_argument("--backend", default=None,
+                   help="neuron back end (torch = step-by-step reference, fused = the default, cpp = compiled)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
     p.add_argument("--compact-saves", action="store_true", help="save integer-valued layer inputs as uint8")
@@ -70,7 +71,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The child's configuration (plain JSON) from parsed arguments."""
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         raise ValueError("need --batch-size >= 1, --repeats >= 1, --warmup >= 0, --threads >= 1")
-    backend = "cpp" if args.best and args.backend == "torch" else args.backend
+    from ..neurons.lif import DEFAULT_BACKEND
+
+    backend = args.backend or ("cpp" if args.best else DEFAULT_BACKEND)
     return dict(
         model=args.model,
         mode=args.mode,

@@ -11,6 +11,9 @@ from typing import Callable
 
 from .lif import (
     BACKENDS,
+    DEFAULT_BACKEND,
+    IF_BACKENDS,
+    PLIF_BACKENDS,
     IF,
     LIF,
     Neuron,
@@ -35,6 +38,9 @@ __all__ = [
     "plif_multistep",
     "multistep_neuron",
     "BACKENDS",
+    "IF_BACKENDS",
+    "PLIF_BACKENDS",
+    "DEFAULT_BACKEND",
     "register_backend",
     "Surrogate",
     "SURROGATES",

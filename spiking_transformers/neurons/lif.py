@@ -38,6 +38,9 @@ __all__ = [
     "plif_multistep",
     "multistep_neuron",
     "BACKENDS",
+    "IF_BACKENDS",
+    "PLIF_BACKENDS",
+    "DEFAULT_BACKEND",
     "register_backend",
 ]
 
@@ -188,26 +191,37 @@ def plif_multistep(
     )
 
 
-# Back ends for the LIF family: name -> function with the signature of ``lif_multistep``. The torch reference is
-# always present; compiled or GPU kernels add themselves through ``register_backend`` when they import.
+# Back ends: one table per neuron kind, name -> function with the signature of the reference function
+# (``lif_multistep`` / ``if_multistep`` / ``plif_multistep``). The torch reference is always present; the fused and
+# compiled kernels (``neurons/kernels``) add themselves through ``register_backend`` when the package is imported.
 BACKENDS: dict[str, Callable[..., Tensor]] = {"torch": lif_multistep}
+IF_BACKENDS: dict[str, Callable[..., Tensor]] = {"torch": if_multistep}
+PLIF_BACKENDS: dict[str, Callable[..., Tensor]] = {"torch": plif_multistep}
+_TABLES = {"lif": BACKENDS, "if": IF_BACKENDS, "plif": PLIF_BACKENDS}
+
+#: The back end new neurons use: the fused kernel (one autograd node for all T steps; forward bit-identical to the
+#: "torch" reference, gradients equal to rounding, less memory). "torch" is the step-by-step reference.
+DEFAULT_BACKEND = "fused"
 
 
-def register_backend(name: str, fn: Callable[..., Tensor]) -> None:
-    """Register a LIF back end (same signature as :func:`lif_multistep`); duplicate names are an error."""
-    if name in BACKENDS:
-        raise ValueError(f"LIF back end {name!r} is already registered")
-    BACKENDS[name] = fn
+def register_backend(name: str, fn: Callable[..., Tensor], kind: str = "lif") -> None:
+    """Register a back end for neurons of ``kind`` (``"lif"``, ``"if"``, ``"plif"``); duplicate names are an error."""
+    table = _TABLES[kind]
+    if name in table:
+        raise ValueError(f"{kind} back end {name!r} is already registered")
+    table[name] = fn
 
 
-def _resolve_backend(backend: str) -> Callable[..., Tensor]:
+def _resolve_backend(backend: str, table: dict[str, Callable[..., Tensor]] = BACKENDS) -> Callable[..., Tensor]:
     try:
-        return BACKENDS[backend]
+        return table[backend]
     except KeyError:
-        raise ValueError(f"unknown neuron back end {backend!r}; available: {', '.join(sorted(BACKENDS))}") from None
+        raise ValueError(f"unknown neuron back end {backend!r}; available: {', '.join(sorted(table))}") from None
 
 
 class _IntegrateFireBase(Neuron):
+    _kind = "lif"  # which back-end table the class dispatches through
+
     def __init__(
         self,
         *,
@@ -216,14 +230,28 @@ class _IntegrateFireBase(Neuron):
         surrogate: str | Surrogate,
         alpha: float | None,
         detach_reset: bool,
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
         super().__init__()
+        self.backend = backend
         if v_reset is not None and v_reset >= v_threshold:
             raise ValueError(f"v_reset ({v_reset}) must lie below v_threshold ({v_threshold})")
         self.v_threshold = float(v_threshold)
         self.v_reset = None if v_reset is None else float(v_reset)
         self.surrogate = get_surrogate(surrogate, alpha)
         self.detach_reset = bool(detach_reset)
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:
+        _resolve_backend(name, _TABLES[self._kind])  # fail at once on an unknown name
+        self._backend = name
+
+    def _kernel(self) -> Callable[..., Tensor]:
+        return _TABLES[self._kind][self._backend]
 
     def _check(self, x: Tensor) -> None:
         if x.dim() < 2:
@@ -235,7 +263,7 @@ class _IntegrateFireBase(Neuron):
         reset = "soft" if self.v_reset is None else f"hard to {self.v_reset}"
         return (
             f"v_threshold={self.v_threshold}, reset={reset}, surrogate={self.surrogate.name}"
-            f"(alpha={self.surrogate.alpha}), detach_reset={self.detach_reset}"
+            f"(alpha={self.surrogate.alpha}), detach_reset={self.detach_reset}, backend={self.backend}"
         )
 
 
@@ -265,21 +293,24 @@ class LIF(_IntegrateFireBase):
         alpha: float | None = None,
         detach_reset: bool = True,
         decay_input: bool = True,
-        backend: str = "torch",
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
-        super().__init__(
-            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, alpha=alpha, detach_reset=detach_reset
-        )
         if tau <= 1.0:
             raise ValueError(f"tau must be > 1 for a leaky neuron, got {tau}")
+        super().__init__(
+            v_threshold=v_threshold,
+            v_reset=v_reset,
+            surrogate=surrogate,
+            alpha=alpha,
+            detach_reset=detach_reset,
+            backend=backend,
+        )
         self.tau = float(tau)
         self.decay_input = bool(decay_input)
-        _resolve_backend(backend)
-        self.backend = backend
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        return _resolve_backend(self.backend)(
+        return self._kernel()(
             x,
             tau=self.tau,
             v_threshold=self.v_threshold,
@@ -290,11 +321,13 @@ class LIF(_IntegrateFireBase):
         )
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, decay_input={self.decay_input}, backend={self.backend}, " + super().extra_repr()
+        return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
 
 
 class IF(_IntegrateFireBase):
     """Multi-step integrate-and-fire neuron without leak: ``H = V + X``. Shape ``[T, B, ...]`` -> same."""
+
+    _kind = "if"
 
     def __init__(
         self,
@@ -303,14 +336,20 @@ class IF(_IntegrateFireBase):
         surrogate: str | Surrogate = "sigmoid",
         alpha: float | None = None,
         detach_reset: bool = True,
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
         super().__init__(
-            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, alpha=alpha, detach_reset=detach_reset
+            v_threshold=v_threshold,
+            v_reset=v_reset,
+            surrogate=surrogate,
+            alpha=alpha,
+            detach_reset=detach_reset,
+            backend=backend,
         )
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        return if_multistep(
+        return self._kernel()(
             x,
             v_threshold=self.v_threshold,
             v_reset=self.v_reset,
@@ -326,6 +365,8 @@ class ParametricLIF(_IntegrateFireBase):
     ``init_tau = 2`` gives ``w = 0``. Shape ``[T, B, ...]`` -> same.
     """
 
+    _kind = "plif"
+
     def __init__(
         self,
         init_tau: float = 2.0,
@@ -335,9 +376,15 @@ class ParametricLIF(_IntegrateFireBase):
         alpha: float | None = None,
         detach_reset: bool = True,
         decay_input: bool = True,
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
         super().__init__(
-            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, alpha=alpha, detach_reset=detach_reset
+            v_threshold=v_threshold,
+            v_reset=v_reset,
+            surrogate=surrogate,
+            alpha=alpha,
+            detach_reset=detach_reset,
+            backend=backend,
         )
         if init_tau <= 1.0:
             raise ValueError(f"init_tau must be > 1, got {init_tau}")
@@ -346,7 +393,7 @@ class ParametricLIF(_IntegrateFireBase):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        return plif_multistep(
+        return self._kernel()(
             x,
             self.w.to(x.dtype),
             v_threshold=self.v_threshold,

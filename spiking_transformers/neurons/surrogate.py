@@ -127,6 +127,18 @@ class Surrogate:
         return self.derivative_fn(x, self.alpha)
 
 
+def _sigmoid_primitive(x: Tensor, alpha: float) -> Tensor:
+    return torch.sigmoid(alpha * x)
+
+
+def _atan_primitive(x: Tensor, alpha: float) -> Tensor:
+    return torch.atan(math.pi / 2 * alpha * x) / math.pi + 0.5
+
+
+def _erf_primitive(x: Tensor, alpha: float) -> Tensor:
+    return 0.5 * (1 + torch.erf(alpha * x))
+
+
 def _rectangle_primitive(x: Tensor, alpha: float) -> Tensor:
     return torch.clamp(x / alpha + 0.5, 0.0, 1.0)
 
@@ -139,11 +151,11 @@ _Fn = Callable[[Tensor, float], Tensor]
 
 # name -> (autograd function, smooth primitive, derivative formula, default alpha)
 SURROGATES: dict[str, tuple[type[torch.autograd.Function], _Fn, _Fn, float]] = {
-    "sigmoid": (_SigmoidFn, lambda x, a: torch.sigmoid(a * x), sigmoid_derivative, 4.0),
-    "atan": (_ATanFn, lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5, atan_derivative, 2.0),
+    "sigmoid": (_SigmoidFn, _sigmoid_primitive, sigmoid_derivative, 4.0),
+    "atan": (_ATanFn, _atan_primitive, atan_derivative, 2.0),
     "rectangle": (_RectangleFn, _rectangle_primitive, rectangle_derivative, 1.0),
     "fast_sigmoid": (_FastSigmoidFn, _fast_sigmoid_primitive, fast_sigmoid_derivative, 10.0),
-    "erf": (_ErfFn, lambda x, a: 0.5 * (1 + torch.erf(a * x)), erf_derivative, 2.0),
+    "erf": (_ErfFn, _erf_primitive, erf_derivative, 2.0),
 }
 
 # Public aliases, so users can refer to the functions themselves.
