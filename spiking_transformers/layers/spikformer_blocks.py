@@ -30,7 +30,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from ..neurons.lif import LIF, Neuron
-from ._shapes import TimeDistributed, fold_time, unfold_time
+from ._shapes import TimeDistributed
 from .ops import folded
 
 __all__ = [
@@ -65,10 +65,10 @@ def linear_bn(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d) -> Tensor:
     Returns:
         ``[T, B, N, C_out]``; BN statistics are taken over ``T * B * N``.
     """
-    T = x.shape[0]
-    y = linear(fold_time(x))  # [T*B, N, C_out]
-    y = bn(y.transpose(1, 2)).transpose(1, 2)  # BatchNorm1d wants channels on axis 1
-    return unfold_time(y, T)
+    # BatchNorm1d on a 2-D [rows, C] input normalises each channel over the rows: the same statistics as over
+    # (T*B, N) of a [T*B, C, N] tensor, without the two transposed copies that layout would cost.
+    y = linear(x.reshape(-1, x.shape[-1]))  # [T*B*N, C_out]
+    return bn(y).reshape(*x.shape[:-1], y.shape[-1])
 
 
 def _stage_suffix(i: int) -> str:
