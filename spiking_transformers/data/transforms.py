@@ -140,7 +140,25 @@ class RandomCrop:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
 
 
-class RandomHorizontalFlip:
+class _RandomFlip:
+    """Mirror axis ``dim`` with probability ``p`` (subclasses fix the axis)."""
+
+    dim: int
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        self.p = float(p)
+        self.generator = generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if _rand(self.generator) < self.p:
+            return x.flip(self.dim)
+        return x
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomHorizontalFlip(_RandomFlip):
     """Mirror the width axis with probability ``p``.
 
     Args:
@@ -148,20 +166,10 @@ class RandomHorizontalFlip:
         generator: random source (default: torch's global generator).
     """
 
-    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
-        self.p = float(p)
-        self.generator = generator
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if _rand(self.generator) < self.p:
-            return x.flip(-1)
-        return x
-
-    def __repr__(self) -> str:
-        return f"RandomHorizontalFlip(p={self.p})"
+    dim = -1
 
 
-class RandomVerticalFlip:
+class RandomVerticalFlip(_RandomFlip):
     """Mirror the height axis with probability ``p``.
 
     Args:
@@ -169,17 +177,7 @@ class RandomVerticalFlip:
         generator: random source (default: torch's global generator).
     """
 
-    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
-        self.p = float(p)
-        self.generator = generator
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if _rand(self.generator) < self.p:
-            return x.flip(-2)
-        return x
-
-    def __repr__(self) -> str:
-        return f"RandomVerticalFlip(p={self.p})"
+    dim = -2
 
 
 class RandomRoll:
