@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -20,7 +21,9 @@ def test_parse_model_args():
 
 def _config(**kw):
     base = dict(model="spikformer_4_384_cifar10", mode="train", batch_size=2, T=None, threads=1, backend="torch",
-                repeats=2, warmup=1, compact_saves=False, fold_bn=False, tiny=True, model_args={})
+                repeats=2, warmup=1, compact_saves=False, fold_bn=False, tiny=True, model_args={},
+                # leave this pytest process's allocator alone (the setting is process-wide; tests/test_runtime.py)
+                tune_malloc=False)
     base.update(kw)
     return base
 
@@ -50,6 +53,7 @@ def test_cli_bench_fresh_process_writes_json(tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["backend"] == "fused" and r["fold_bn"] and r["model_args"] == {"depth": 1}
     assert r["machine"]["logical_cpus"] >= 1 and r["peak_rss_bytes"] > 0
+    assert r["tune_malloc"] and r["malloc_tuned"] == sys.platform.startswith("linux")
 
 
 def test_best_turns_on_every_option():

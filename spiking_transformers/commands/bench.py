@@ -11,6 +11,8 @@ step is a forward in ``eval()`` mode under ``torch.inference_mode`` (no autograd
 Speed options: ``--backend`` picks the neuron back end (``set_backend``), ``--compact-saves`` stores
 integer-valued layer inputs as uint8 for backward (training), ``--fold-bn`` folds BatchNorm into the preceding
 conv/linear (eval), ``--best`` turns on all of them with the ``cpp`` back end (``fused`` where it cannot compile).
+The child keeps large freed blocks in glibc's heap (:func:`~spiking_transformers.runtime.tune_cpu_allocator`, as
+``train`` and ``eval`` do); ``--no-tune-malloc`` measures with the allocator as it comes ("plain_malloc").
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fold-bn", action="store_true", help="eval: fold BatchNorm into the preceding conv/linear")
     p.add_argument("--best", action="store_true", help="cpp back end + every applicable option above")
     p.add_argument("--tiny", action="store_true", help="use the variant's tiny_overrides (a quick smoke run)")
+    p.add_argument("--no-tune-malloc", action="store_true",
+                   help="leave glibc's allocator as it is (default: keep large freed blocks for reuse, see runtime.py)")
     p.add_argument(
         "--model-arg", action="append", default=[], metavar="KEY=VALUE",
         help="constructor override, repeatable (value parsed as a Python literal, else a string)",
@@ -86,6 +90,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         compact_saves=bool(args.compact_saves or (args.best and args.mode == "train")),
         fold_bn=bool(args.fold_bn or (args.best and args.mode == "eval")),
         tiny=bool(args.tiny),
+        tune_malloc=not args.no_tune_malloc,
         model_args=parse_model_args(args.model_arg),
     )
 
@@ -132,7 +137,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             "samples/s", "peak RSS GB"]
     body = []
     for r in rows:
-        opts = ",".join(k for k in ("compact_saves", "fold_bn") if r.get(k)) or "-"
+        opts = ",".join(k for k in ("compact_saves", "fold_bn") if r.get(k))
+        if not r.get("malloc_tuned"):
+            opts = ",".join(filter(None, [opts, "plain_malloc"]))
+        opts = opts or "-"
         body.append([
             r["model"], r["mode"], str(r["batch_size"]), str(r["T"]), r["backend"], opts, str(r["threads"]),
             f"{r['median_s']:.3f}", f"{r['min_s']:.3f}", f"{r['max_s']:.3f}", f"{r['throughput']:.1f}",
@@ -182,7 +190,9 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     from ..models import create_model, model_info
     from ..neurons.kernels import set_backend
     from ..neurons.kernels.spike_ops import compact_spike_saves
+    from ..runtime import tune_cpu_allocator
 
+    malloc_tuned = tune_cpu_allocator() if config.get("tune_malloc", True) else False
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(0)
     info = model_info(config["model"])
@@ -239,6 +249,7 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
         config,
         T=T,
         neurons_switched=n_switched,
+        malloc_tuned=malloc_tuned,
         times_s=times,
         median_s=med,
         min_s=min(times),

@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import time_major_collate
     from ..training.run import build_datasets, load_run
+    from ..runtime import tune_cpu_allocator
     from ..training.trainer import configure_threads, evaluate
 
+    tune_cpu_allocator()  # keep large freed blocks for reuse: ~20 % faster steps (runtime.py)
     configure_threads(args.threads)
     config, model, weights = load_run(args.path, ema=args.ema)
     changes = {k: v for k, v in (("data", args.data), ("data_dir", args.data_dir)) if v is not None}

@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..training.distributed import init_distributed
     from ..training.run import build_datasets, build_model
+    from ..runtime import tune_cpu_allocator
     from ..training.trainer import Trainer, configure_threads, seed_everything
 
     if args.resume:
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
 
+    tune_cpu_allocator()  # keep large freed blocks for reuse: ~20 % faster steps (runtime.py)
     threads = configure_threads(config.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     env = init_distributed(config.device)
     seed_everything(config.seed + env.rank)
