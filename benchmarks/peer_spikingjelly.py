@@ -32,10 +32,13 @@ def child(args: argparse.Namespace) -> dict:
     else:
         from spikingjelly.activation_based.model.spike_driven_transformer import SpikeDrivenTransformer
 
+        # SpikingJelly 2.0.0 forwards unknown keywords to every neuron, so only its own arguments may be given (the
+        # official img_size_h / patch_size / mlp_ratios break it). Its LIF default detach_reset=False differs from the
+        # official True; 10,234,378 parameters (official 10,233,546).
         model = SpikeDrivenTransformer(
-            img_size_h=32, img_size_w=32, patch_size=4, in_channels=3, num_classes=10, embed_dims=512, num_heads=8,
-            mlp_ratios=4, depths=2, T=4, pooling_stat="0011",
-        )  # fmt: skip
+            T=4, in_channels=3, num_classes=10, embed_dims=512, num_heads=8, depths=2, mlp_ratio=4.0,
+            pooling_stat="0011",
+        )
     x = torch.randn(args.batch_size, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
     opt = torch.optim.AdamW(model.parameters())
