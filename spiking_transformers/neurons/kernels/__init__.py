@@ -2,7 +2,8 @@
 
 ``"torch"`` is the step-by-step reference. ``"fused"`` (the default) runs all T steps in one autograd node (see
 :mod:`.fused`); ``"cpp"`` does the same in a compiled C++ loop (see :mod:`.cpp`; compiled on first use; PLIF uses the
-fused form). Every back end is tested against the reference, forward and backward (``tests/test_kernels.py``).
+fused form); ``"triton"`` runs LIF and IF in Triton GPU kernels where triton is installed (see :mod:`.triton_lif`).
+Every back end is tested against the reference, forward and backward (``tests/test_kernels.py``).
 Every IF / LIF / parametric-LIF module takes ``backend=``; :func:`set_backend` switches a whole model.
 """
 
@@ -37,6 +38,16 @@ for _kind, _name, _fn in (
 ):
     if _name not in _TABLES[_kind]:
         register_backend(_name, _fn, kind=_kind)
+
+# The Triton GPU back end, where triton is installed; on CPU tensors it warns once and runs "fused" (see .triton_lif).
+try:
+    from .triton_lif import if_multistep_triton, lif_multistep_triton
+except ImportError:
+    pass
+else:
+    for _kind, _fn in (("lif", lif_multistep_triton), ("if", if_multistep_triton), ("plif", plif_multistep_fused)):
+        if "triton" not in _TABLES[_kind]:
+            register_backend("triton", _fn, kind=_kind)
 
 
 def available_backends() -> list[str]:
