@@ -10,6 +10,10 @@ Everything works on feature maps ``[T, B, C, H, W]``: every projection is a 1x1 
 is real-valued ("membrane shortcut": every branch starts with a spiking neuron and ends in Conv/BN, so every
 Conv input is a binary spike map).
 
+Conv -> BN -> neuron chains (tokenizer stages 0-2, Q/K/V, and ``fc1_bn`` -> ``fc2_lif`` in the MLP) fuse BatchNorm
+and neuron in training (:func:`~spiking_transformers.layers.spikformer_blocks.folded_bn_spike`,
+:func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`): only the conv output is kept for backward.
+
 Submodule names are the official ones (``proj_conv1``, ``q_bn``, ``talking_heads_lif``, ...), so official
 state-dict keys and neuron module paths carry over unchanged. Modules that the official forward never calls
 (``talking_heads`` Conv1d, ``attn_lif``, ``rpe_lif``) are left out.
@@ -31,8 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..neurons import get_spike_layer
+from ..neurons.kernels.bn_spike import bn_spike
+from ._shapes import fold_time
 from .ops import folded, merge_heads, split_heads
-from .spikformer_blocks import ATTN_V_THRESHOLD, SpikeLayer, SPSStages
+from .spikformer_blocks import ATTN_V_THRESHOLD, SpikeLayer, SPSStages, folded_bn_spike
 
 __all__ = [
     "resolve_spike_layer",
@@ -112,7 +118,7 @@ class MSSPS(SPSStages):
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, C_in, H, W]`` -> ``[T, B, D, H / r, W / r]`` real-valued (r = :attr:`reduction`)."""
         for i in range(3):
-            x = self.stage_spike(i, self.stage_conv_bn(i, x))
+            x = self.stage_conv_bn_spike(i, x)
             if self.pool_stages[i]:
                 x = folded(x, self._pool)
         feat = self.stage_conv_bn(3, x)
@@ -154,7 +160,7 @@ class SDTProjections(nn.Module):
     def project(self, name: str, s: Tensor, *, erode: bool = True) -> Tensor:
         """Spikes ``s: [T, B, C, H, W]`` -> heads of ``SN(BN(W_name s))``, ``[T, B, h, N, d]`` (eroded if asked)."""
         conv, bn, lif = (getattr(self, f"{name}_{part}") for part in ("conv", "bn", "lif"))
-        y = lif(folded(s, conv, bn))
+        y = folded_bn_spike(s, conv, bn, lif)  # lif(folded(s, conv, bn)), BN and neuron fused in training
         return split_heads(self.erode(y) if erode else y, self.num_heads)
 
     def out_proj(self, y: Tensor) -> Tensor:
@@ -230,11 +236,16 @@ class MSMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, C, H, W]`` stream -> updated stream ``[T, B, C, H, W]``."""
         identity = x
-        h = folded(self.fc1_lif(x), self.fc1_conv, self.fc1_bn)
+        T = x.shape[0]
+        z = self.fc1_conv(fold_time(self.fc1_lif(x)))  # [T*B, hidden, H, W]
+        shape = (T, z.shape[0] // T, *z.shape[1:])
         if self.inner_shortcut:
-            h = identity + h
+            h = identity + self.fc1_bn(z).reshape(shape)
+            s = self.fc2_lif(h)
             identity = h
-        return folded(self.fc2_lif(h), self.fc2_conv, self.fc2_bn) + identity
+        else:
+            s = bn_spike(z, self.fc1_bn, self.fc2_lif, shape)  # fc2_lif(fc1_bn(z)), fused in training
+        return folded(s, self.fc2_conv, self.fc2_bn) + identity
 
 
 class MSBlock(nn.Module):

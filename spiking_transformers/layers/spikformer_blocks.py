@@ -18,6 +18,10 @@ Every projection is stored as an ``nn.Linear`` on tokens ``[T, B, N, C]``: the o
 ``Conv2d`` of the ImageNet and DVS files compute the same map, and their converters squeeze the weights.
 BatchNorm normalises channels with statistics over ``T * B * N`` samples, as the official models do.
 
+Every Linear/Conv -> BatchNorm -> LIF chain goes through :func:`linear_bn_spike` / :func:`folded_bn_spike`, which in
+training fuse the BatchNorm with the neuron so that only the BatchNorm input is kept for backward (same outputs and
+gradients; :mod:`spiking_transformers.neurons.kernels.bn_spike`, switched by ``set_bn_fusion``).
+
 Module names follow the official state-dict keys (``proj_conv1``, ``q_linear``, ``fc1_bn``, ``attn_lif`` ...), so
 official checkpoints of the CIFAR file load by identity and neuron paths match the official ones in every file.
 """
@@ -29,8 +33,9 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from ..neurons.kernels.bn_spike import bn_spike
 from ..neurons.lif import LIF, Neuron
-from ._shapes import TimeDistributed
+from ._shapes import TimeDistributed, fold_time
 from .ops import folded
 
 __all__ = [
@@ -42,6 +47,8 @@ __all__ = [
     "SpikingMlp",
     "SpikformerBlock",
     "linear_bn",
+    "linear_bn_spike",
+    "folded_bn_spike",
 ]
 
 # A factory of neuron modules: called with keyword overrides (e.g. ``v_threshold=0.5``), returns a fresh Neuron.
@@ -69,6 +76,36 @@ def linear_bn(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d) -> Tensor:
     # (T*B, N) of a [T*B, C, N] tensor, without the two transposed copies that layout would cost.
     y = linear(x.reshape(-1, x.shape[-1]))  # [T*B*N, C_out]
     return bn(y).reshape(*x.shape[:-1], y.shape[-1])
+
+
+def linear_bn_spike(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d, neuron: nn.Module) -> Tensor:
+    """``neuron(linear_bn(x, linear, bn))``, with BatchNorm and neuron fused in training (only the linear output
+    is kept for backward; see :func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`).
+
+    Args:
+        x: tokens ``[T, B, N, C_in]``.
+
+    Returns:
+        spikes ``[T, B, N, C_out]``.
+    """
+    y = linear(x.reshape(-1, x.shape[-1]))  # [T*B*N, C_out], the rows BatchNorm1d normalises
+    return bn_spike(y, bn, neuron, (*x.shape[:-1], y.shape[-1]))
+
+
+def folded_bn_spike(x: Tensor, layer: nn.Module, bn: nn.Module, neuron: nn.Module) -> Tensor:
+    """``neuron(folded(x, layer, bn))``: a conv (or any layer) and BatchNorm over folded time, then the neuron, with
+    BatchNorm and neuron fused in training (only the layer output is kept for backward; see
+    :func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`).
+
+    Args:
+        x: ``[T, B, ...]``.
+
+    Returns:
+        spikes ``[T, B, ...']`` (``...'`` the layer's output shape per sample).
+    """
+    T = x.shape[0]
+    z = layer(fold_time(x))  # [T*B, ...']
+    return bn_spike(z, bn, neuron, (T, z.shape[0] // T, *z.shape[1:]))
 
 
 def _stage_suffix(i: int) -> str:
@@ -110,6 +147,13 @@ class SPSStages(nn.Module):
     def stage_spike(self, i: int, x: Tensor) -> Tensor:
         """The neuron of stage ``i``."""
         return getattr(self, f"proj_lif{_stage_suffix(i)}")(x)
+
+    def stage_conv_bn_spike(self, i: int, x: Tensor) -> Tensor:
+        """``stage_spike(i, stage_conv_bn(i, x))`` with BN and neuron fused in training: ``[T, B, C_i, H, W]`` ->
+        spikes ``[T, B, C_{i+1}, H, W]``."""
+        s = _stage_suffix(i)
+        conv, bn, lif = (getattr(self, f"proj_{part}{s}") for part in ("conv", "bn", "lif"))
+        return folded_bn_spike(x, conv, bn, lif)
 
 
 class SpikingPatchSplitting(SPSStages):
@@ -157,9 +201,9 @@ class SpikingPatchSplitting(SPSStages):
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` with values in {0, 1, 2}."""
         for i in range(SPS_STAGES):
-            x = self.stage_spike(i, self.stage_conv_bn(i, x))
+            x = self.stage_conv_bn_spike(i, x)
             x = getattr(self, f"maxpool{_stage_suffix(i)}")(x)  # pooling acts on spikes, after the LIF
-        x = x + self.rpe_lif(folded(x, self.rpe_conv, self.rpe_bn))  # [T, B, D, H', W'], values in {0, 1, 2}
+        x = x + folded_bn_spike(x, self.rpe_conv, self.rpe_bn, self.rpe_lif)  # [T, B, D, H', W'], values in {0, 1, 2}
         return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
 
 
@@ -220,13 +264,13 @@ class SpikingSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         T, B, N, C = x.shape
-        q = self._heads(self.q_lif(linear_bn(x, self.q_linear, self.q_bn)))
-        k = self._heads(self.k_lif(linear_bn(x, self.k_linear, self.k_bn)))
-        v = self._heads(self.v_lif(linear_bn(x, self.v_linear, self.v_bn)))
+        q = self._heads(linear_bn_spike(x, self.q_linear, self.q_bn, self.q_lif))
+        k = self._heads(linear_bn_spike(x, self.k_linear, self.k_bn, self.k_lif))
+        v = self._heads(linear_bn_spike(x, self.v_linear, self.v_bn, self.v_lif))
         y = q @ (k.transpose(-2, -1) @ v) if self.kv_first else (q @ k.transpose(-2, -1)) @ v  # [T, B, h, N, d]
         y = (y * self.attn_scale).transpose(2, 3).reshape(T, B, N, C)  # merge heads, head-major channels
         y = self.attn_lif(y)
-        return self.proj_lif(linear_bn(y, self.proj_linear, self.proj_bn))
+        return linear_bn_spike(y, self.proj_linear, self.proj_bn, self.proj_lif)
 
     def extra_repr(self) -> str:
         """Hyperparameters shown by ``print(module)``."""
@@ -246,8 +290,8 @@ class SpikingMlp(nn.Module):
         self.fc2_lif = spike_layer()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.fc1_lif(linear_bn(x, self.fc1_linear, self.fc1_bn))
-        return self.fc2_lif(linear_bn(x, self.fc2_linear, self.fc2_bn))
+        x = linear_bn_spike(x, self.fc1_linear, self.fc1_bn, self.fc1_lif)
+        return linear_bn_spike(x, self.fc2_linear, self.fc2_bn, self.fc2_lif)
 
 
 class SpikformerBlock(nn.Module):
