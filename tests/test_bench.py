@@ -30,8 +30,9 @@ def _config(**kw):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(), dict(mode="eval", backend="fused", fold_bn=True), dict(backend="fused", compact_saves=True, T=3)],
-    ids=["train-torch", "eval-best", "train-best"],
+    [dict(), dict(mode="eval", backend="fused", fold_bn=True), dict(backend="fused", compact_saves=True, T=3),
+     dict(backend="fused", fuse_bn=False)],
+    ids=["train-torch", "eval-best", "train-best", "train-unfused-bn"],
 )
 def test_measure_in_process(kw):
     r = measure(_config(**kw))
@@ -41,6 +42,7 @@ def test_measure_in_process(kw):
     assert r["T"] == (kw.get("T") or 2)
     assert r["neurons_switched"] > 0
     assert "peak RSS GB" in format_table([r])
+    assert ("unfused_bn" in format_table([r])) == (kw.get("fuse_bn") is False)
 
 
 def test_cli_bench_fresh_process_writes_json(tmp_path, capsys):

@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
     p.add_argument("--compact-saves", action="store_true", help="save integer-valued layer inputs as uint8")
+    p.add_argument("--no-fuse-bn", action="store_true",
+                   help="train: keep BatchNorm and neuron apart (default: fused, only the BN input saved; bn_spike.py)")
     p.add_argument("--fold-bn", action="store_true", help="eval: fold BatchNorm into the preceding conv/linear")
     p.add_argument("--best", action="store_true", help="cpp back end + every applicable option above")
     p.add_argument("--tiny", action="store_true", help="use the variant's tiny_overrides (a quick smoke run)")
@@ -91,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         fold_bn=bool(args.fold_bn or (args.best and args.mode == "eval")),
         tiny=bool(args.tiny),
         tune_malloc=not args.no_tune_malloc,
+        fuse_bn=not args.no_fuse_bn,
         model_args=parse_model_args(args.model_arg),
     )
 
@@ -138,6 +141,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         opts = ",".join(k for k in ("compact_saves", "fold_bn") if r.get(k))
+        if r["mode"] == "train" and not r.get("fuse_bn", True):
+            opts = ",".join(filter(None, [opts, "unfused_bn"]))
         if not r.get("malloc_tuned"):
             opts = ",".join(filter(None, [opts, "plain_malloc"]))
         opts = opts or "-"
@@ -189,6 +194,7 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
 
     from ..models import create_model, model_info
     from ..neurons.kernels import set_backend
+    from ..neurons.kernels.bn_spike import set_bn_fusion
     from ..neurons.kernels.spike_ops import compact_spike_saves
     from ..runtime import tune_cpu_allocator
 
@@ -202,6 +208,7 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     kwargs.update(config["model_args"])
     model = create_model(config["model"], **kwargs)
     n_switched = set_backend(model, config["backend"])
+    set_bn_fusion(model, bool(config.get("fuse_bn", True)))
     T = int(model.T)
     B = int(config["batch_size"])
     size = getattr(model, "img_size", info.img_size)

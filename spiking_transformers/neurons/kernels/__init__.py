@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..lif import BACKENDS, IF_BACKENDS, PLIF_BACKENDS, _IntegrateFireBase, _TABLES, register_backend
+from .bn_spike import bn_spike, set_bn_fusion
 from .cpp import if_multistep_cpp, lif_multistep_cpp
 from .fused import if_multistep_fused, lif_multistep_fused, plif_multistep_fused
 
@@ -24,6 +25,8 @@ __all__ = [
     "PLIF_BACKENDS",
     "set_backend",
     "available_backends",
+    "bn_spike",
+    "set_bn_fusion",
 ]
 
 for _kind, _name, _fn in (
