@@ -303,3 +303,72 @@ def test_spike_matmul_and_mul_match_plain(op, dtype):
     tol = 1e-13 if dtype == torch.float64 else 1e-6
     for p, q in ((a1.grad, a2.grad), (b1.grad, b2.grad)):
         torch.testing.assert_close(q, p, rtol=tol, atol=tol * float(p.abs().max()))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The compiled back end on inputs that span several blocks and threads, and its one-pass uint8 pack
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(v_reset=None, detach_reset=False),
+        dict(decay_input=False, v_reset=-0.3),
+        dict(surrogate="erf", tau=3.0),
+    ],
+    ids=["default", "soft", "no-decay-rest", "erf"],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpp_large_input_and_strided_grad_match_reference(kwargs, dtype):
+    """N = 3 * 16411 elements per step: several 512-element blocks with a ragged last one, split over two threads;
+    the incoming gradient is a transposed (non-contiguous) view."""
+    from spiking_transformers.neurons.kernels.cpp import load_extension, loaded_extension
+
+    if load_extension() is None:
+        pytest.skip("the extension cannot be built here; the fallback is covered above")
+    assert loaded_extension() is not None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(7)
+        x = torch.randn(4, 3, 16411, dtype=dtype, generator=g) * 2
+        x_ref, x_new = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        ref = lif_multistep(x_ref, **kwargs)
+        new = BACKENDS["cpp"](x_new, **kwargs)
+        assert torch.equal(ref, new), "spikes differ"
+        with torch.no_grad():
+            assert torch.equal(BACKENDS["cpp"](x, **kwargs), ref)
+        w = torch.randn(4, 16411, 3, dtype=dtype, generator=g)
+        (ref.transpose(1, 2) * w).sum().backward()
+        (new.transpose(1, 2) * w).sum().backward()
+        _assert_grad_close(x_new.grad, x_ref.grad, dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpp_pack_uint8_checks_and_packs_in_one_pass(dtype):
+    from spiking_transformers.neurons.kernels.cpp import load_extension, pack_uint8_if_integral
+    from spiking_transformers.neurons.kernels.spike_ops import as_uint8_if_integral
+
+    if load_extension() is None:
+        pytest.skip("the extension cannot be built here")
+    ints = torch.randint(0, 256, (3, 70001), generator=torch.Generator().manual_seed(8)).to(dtype)
+    ints[0, 5] = -0.0  # an integer (zero): packs
+    packed = pack_uint8_if_integral(ints)
+    assert packed is not None and packed.dtype == torch.uint8 and torch.equal(packed.to(dtype), ints)
+    assert torch.equal(as_uint8_if_integral(ints), packed)  # spike_ops uses the compiled pack once it is loaded
+    t = ints.t()  # a dense, non-contiguous layout is kept
+    pt = pack_uint8_if_integral(t)
+    assert pt.stride() == t.stride() and torch.equal(pt.to(dtype), t)
+    strided = ints[:, ::2]  # not dense: packed from a contiguous copy
+    assert torch.equal(pack_uint8_if_integral(strided).to(dtype), strided)
+    for pos, bad in [((2, 70000), 0.5), ((1, 3), 256.0), ((0, 0), -1.0), ((2, 123), float("nan")),
+                     ((1, 40000), float("inf"))]:
+        x = ints.clone()
+        x[pos] = bad
+        assert pack_uint8_if_integral(x) is None, (pos, bad)
+    assert pack_uint8_if_integral(torch.empty(0, dtype=dtype)).numel() == 0

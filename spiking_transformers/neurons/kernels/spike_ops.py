@@ -7,8 +7,9 @@ instead (a quarter of the memory; an eighth of the pool's input + indices), and 
 backward. The forward calls the same kernels as the plain layers, so outputs are bit-identical; weight and input
 gradients come from the same ATen backward kernels on the same values.
 
-Each call checks that its input really is integer-valued in ``[0, 255]`` (a cast and a comparison, a few passes
-over the input, cheap beside the product); otherwise, or when no gradient is needed, the plain layer runs.
+Each call checks that its input really is integer-valued in ``[0, 255]`` (:func:`as_uint8_if_integral`: one pass
+that also writes the bytes when the compiled extension of :mod:`.cpp` is loaded, else a few passes); otherwise, or
+when no gradient is needed, the plain layer runs.
 
 :func:`compact_spike_saves` switches the ``nn.Linear`` / ``nn.Conv2d`` / ``nn.MaxPool2d`` modules of a model to these
 classes (the same parameters and state-dict keys, by a change of class); ``restore=True`` switches them back.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .cpp import loaded_extension, pack_uint8_if_integral
 
 __all__ = [
     "as_uint8_if_integral",
@@ -35,8 +38,18 @@ __all__ = [
 
 
 def as_uint8_if_integral(x: Tensor) -> Tensor | None:
-    """``x`` as ``uint8`` when every element is an integer in ``[0, 255]`` (exactly representable), else ``None``."""
+    """``x`` as ``uint8`` when every element is an integer in ``[0, 255]`` (exactly representable), else ``None``.
+
+    With the compiled extension of :mod:`.cpp` loaded (the ``cpp`` back end loads it on first use), the check and
+    the pack are one pass over ``x`` that stops early on a real-valued input; otherwise a cast, a cast back and a
+    comparison (after a look at the first elements, which rejects real-valued inputs at once).
+    """
     if not x.is_floating_point():
+        return None
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and loaded_extension() is not None:
+        return pack_uint8_if_integral(x)
+    head = x.reshape(-1)[:64] if x.is_contiguous() else None
+    if head is not None and not torch.equal(head.to(torch.uint8).to(x.dtype), head):
         return None
     xu = x.to(torch.uint8)
     return xu if torch.equal(xu.to(x.dtype), x) else None
