@@ -16,16 +16,16 @@ import json
 from spiking_transformers.commands.bench import machine_info, run_child
 
 MODELS = ["spikformer_4_384_cifar10", "sdt_2_512_cifar10"]
-# (label, mode, batch, backend, compact_saves, fold_bn); the headline pairs first, then one change at a time.
+# (label, mode, batch, backend, compact_saves, fold_bn, fuse_bn, tune_malloc): the plain reference first, then the
+# default, then the fastest / leanest settings.
 CONFIGS = [
-    ("torch reference", "train", 32, "torch", False, False),
-    ("best: cpp neurons + uint8 saves", "train", 32, "cpp", True, False),
-    ("torch reference", "eval", 64, "torch", False, False),
-    ("best: cpp neurons + folded BN", "eval", 64, "cpp", False, True),
-    ("fused neurons", "train", 32, "fused", False, False),
-    ("cpp neurons", "train", 32, "cpp", False, False),
-    ("fused neurons", "eval", 64, "fused", False, False),
-    ("cpp neurons", "eval", 64, "cpp", False, False),
+    ("torch reference neurons, unfused BN, plain malloc", "train", 32, "torch", False, False, False, False),
+    ("default (fused neurons)", "train", 32, "fused", False, False, True, True),
+    ("cpp neurons", "train", 32, "cpp", False, False, True, True),
+    ("leanest: cpp neurons + uint8 saves", "train", 32, "cpp", True, False, True, True),
+    ("torch reference neurons, plain malloc", "eval", 64, "torch", False, False, True, False),
+    ("default (fused neurons)", "eval", 64, "fused", False, False, True, True),
+    ("best: cpp neurons + folded BN", "eval", 64, "cpp", False, True, True, True),
 ]
 
 
@@ -36,19 +36,20 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", default="", help="substring filter on model names")
     p.add_argument("--mode", default="", help="only this mode (train or eval)")
-    p.add_argument("--headline", action="store_true", help="only the first four configurations")
+    p.add_argument("--headline", action="store_true", help="leave out the default (fused) rows")
     args = p.parse_args()
-    configs = CONFIGS[:4] if args.headline else CONFIGS
+    configs = [c for c in CONFIGS if not args.headline or c[3] != "fused"]
     results = []
     print("| model | configuration | mode | batch | median s | min-max s | samples/s | peak RSS GB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for label, mode, batch, backend, compact, fold in configs:  # both models of a configuration, then the next
+    # both models of a configuration, then the next
+    for label, mode, batch, backend, compact, fold, fuse_bn, tune_malloc in configs:
         for model in MODELS:
             if args.only not in model or (args.mode and mode != args.mode):
                 continue
             config = dict(model=model, mode=mode, batch_size=batch, T=4, threads=args.threads, backend=backend,
                           repeats=args.repeats, warmup=1, compact_saves=compact, fold_bn=fold, tiny=False,
-                          model_args={})
+                          fuse_bn=fuse_bn, tune_malloc=tune_malloc, model_args={})
             r = run_child(config)
             r["label"] = label
             results.append(r)
