@@ -32,7 +32,7 @@ def _make(layout: str, dtype: torch.dtype, **bn_kwargs) -> tuple[nn.Module, tupl
     """A BatchNorm with non-trivial affine parameters, its (folded) input shape and the neuron's input shape."""
     if layout == "folded2d":  # conv output [T*B, C, H, W] -> neuron over [T, B, C, H, W]
         bn, x_shape, shape = nn.BatchNorm2d(6, **bn_kwargs), (T * B, 6, 5, 4), (T, B, 6, 5, 4)
-    else:  # linear_bn rows [T*B*N, C] -> neuron over [T, B, N, C]
+    else:  # linear_bn_spike rows [T*B*N, C] -> neuron over [T, B, N, C]
         bn, x_shape, shape = nn.BatchNorm1d(6, **bn_kwargs), (T * B * 7, 6), (T, B, 7, 6)
     bn = bn.to(dtype)
     if bn.affine:
@@ -224,9 +224,12 @@ def test_whole_model_on_off(name, dtype):
         assert torch.equal(m_on(x), m_off.eval()(x))
 
 
-def test_constructor_switch_and_plif_model():
-    m = st.create_model("sdt_2_512_cifar10", depth=1, embed_dim=32, num_heads=2, T=2, fuse_bn=False)
-    assert all(not n.fuse_bn for n in m.modules() if isinstance(n, (LIF, IF, ParametricLIF)))
+def test_switch_and_plif_model():
+    m = st.create_model("sdt_2_512_cifar10", depth=1, embed_dim=32, num_heads=2, T=2)
+    neurons = [n for n in m.modules() if isinstance(n, (LIF, IF, ParametricLIF))]
+    assert BN_FUSION_DEFAULT and all(getattr(n, "fuse_bn", BN_FUSION_DEFAULT) for n in neurons)
+    assert set_bn_fusion(m, False) == len(neurons) > 0
+    assert all(not n.fuse_bn for n in neurons)
     m_on = st.create_model("sdt_2_512_cifar10", depth=1, embed_dim=32, num_heads=2, T=2, spike_layer="plif").double()
     m_off = copy.deepcopy(m_on)
     set_bn_fusion(m_off, False)

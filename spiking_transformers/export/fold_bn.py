@@ -6,10 +6,10 @@ weight and a bias, and the BN becomes ``nn.Identity``. One fewer pass over every
 
 Which BN follows which layer is found by running the model once on an example input and watching the tensors: a
 ``BatchNorm1d/2d`` whose input shares storage with the output of an ``nn.Conv2d`` / ``nn.Linear`` called just
-before it is paired with that layer (Spikformer's ``linear_bn`` transposes the linear output before ``BatchNorm1d``;
-the channel axis is checked to be the linear's output axis). The folded model is then run on the same input and
-compared with the original, so a layer whose output also went somewhere else (a pairing that folding would break)
-is caught, not silently wrong.
+before it is paired with that layer (the channel axis is checked to be the conv's / linear's output axis, so a
+reshaped or transposed output is paired only when its channels still line up). The folded model is then run on the
+same input and compared with the original, so a layer whose output also went somewhere else (a pairing that
+folding would break) is caught, not silently wrong.
 
 Spikes may in principle flip where a membrane lies within rounding of a threshold; in float64 that does not
 happen in practice (the tests check logits to 1e-12 relative).

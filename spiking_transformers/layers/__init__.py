@@ -46,7 +46,8 @@ from .spikformer_blocks import (
     SpikingPatchSplitting,
     SpikingSelfAttention,
     SPSStages,
-    linear_bn,
+    folded_bn_spike,
+    linear_bn_spike,
 )
 
 __all__ = [
@@ -66,7 +67,8 @@ __all__ = [
     "SpikingSelfAttention",
     "SpikingMlp",
     "SpikformerBlock",
-    "linear_bn",
+    "linear_bn_spike",
+    "folded_bn_spike",
     # SDT V1 / STAtten
     "resolve_spike_layer",
     "Erode",

@@ -46,7 +46,6 @@ __all__ = [
     "SpikingSelfAttention",
     "SpikingMlp",
     "SpikformerBlock",
-    "linear_bn",
     "linear_bn_spike",
     "folded_bn_spike",
 ]
@@ -63,24 +62,10 @@ ATTN_V_THRESHOLD = 0.5
 SPS_STAGES = 4
 
 
-def linear_bn(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d) -> Tensor:
-    """Per-token linear map followed by BatchNorm over channels.
-
-    Args:
-        x: tokens ``[T, B, N, C_in]``.
-
-    Returns:
-        ``[T, B, N, C_out]``; BN statistics are taken over ``T * B * N``.
-    """
-    # BatchNorm1d on a 2-D [rows, C] input normalises each channel over the rows: the same statistics as over
-    # (T*B, N) of a [T*B, C, N] tensor, without the two transposed copies that layout would cost.
-    y = linear(x.reshape(-1, x.shape[-1]))  # [T*B*N, C_out]
-    return bn(y).reshape(*x.shape[:-1], y.shape[-1])
-
-
 def linear_bn_spike(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d, neuron: nn.Module) -> Tensor:
-    """``neuron(linear_bn(x, linear, bn))``, with BatchNorm and neuron fused in training (only the linear output
-    is kept for backward; see :func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`).
+    """Per-token linear map, BatchNorm over channels (statistics over ``T * B * N``), then the neuron, with
+    BatchNorm and neuron fused in training (only the linear output is kept for backward; see
+    :func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`).
 
     Args:
         x: tokens ``[T, B, N, C_in]``.
@@ -88,7 +73,9 @@ def linear_bn_spike(x: Tensor, linear: nn.Linear, bn: nn.BatchNorm1d, neuron: nn
     Returns:
         spikes ``[T, B, N, C_out]``.
     """
-    y = linear(x.reshape(-1, x.shape[-1]))  # [T*B*N, C_out], the rows BatchNorm1d normalises
+    # BatchNorm1d on a 2-D [rows, C] input normalises each channel over the rows: the same statistics as over
+    # (T*B, N) of a [T*B, C, N] tensor, without the two transposed copies that layout would cost.
+    y = linear(x.reshape(-1, x.shape[-1]))  # [T*B*N, C_out]
     return bn_spike(y, bn, neuron, (*x.shape[:-1], y.shape[-1]))
 
 

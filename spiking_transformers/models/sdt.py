@@ -31,7 +31,6 @@ from torch import Tensor, nn
 
 from ..layers.sdt_blocks import MSSPS, MSBlock, SpikeDrivenSelfAttention, resolve_spike_layer
 from ..layers.spikformer_blocks import SpikeLayer
-from ..neurons.kernels.bn_spike import BN_FUSION_DEFAULT, set_bn_fusion
 from ._base import SpikingModel
 from ._common import (
     BN_KEYS,
@@ -89,9 +88,6 @@ class SpikeDrivenTransformer(SpikingModel):
         attn_layer: attention class or factory, ``attn_layer(dim, num_heads, spike_layer=, dvs_mode=)``;
             :class:`SpikeDrivenSelfAttention` here, the spatio-temporal attention in STAtten.
         input_kind: ``"image"`` or ``"events"`` (events take only time-major ``[T, B, C, H, W]`` frames).
-        fuse_bn: fuse each BatchNorm with the neuron after it in training, keeping only the BN input for backward
-            (same outputs and gradients, less memory; :func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`).
-            Also switchable later with :func:`~spiking_transformers.neurons.kernels.bn_spike.set_bn_fusion`.
 
     Shape:
         ``forward``: ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> logits ``[B, K]``.
@@ -113,7 +109,6 @@ class SpikeDrivenTransformer(SpikingModel):
         spike_layer: str | SpikeLayer = "lif",
         attn_layer: Callable[..., nn.Module] = SpikeDrivenSelfAttention,
         input_kind: str = "image",
-        fuse_bn: bool = BN_FUSION_DEFAULT,
     ) -> None:
         super().__init__()
         if T < 1:
@@ -151,7 +146,6 @@ class SpikeDrivenTransformer(SpikingModel):
         # The official initialisation: truncated normal (std 0.02) convs with zero bias, BN at identity (PyTorch's
         # default); the classifier keeps PyTorch's default Linear init.
         self.apply(trunc_normal_init(nn.Conv2d))
-        set_bn_fusion(self, fuse_bn)
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
         """Real-valued stream after the tokenizer and after each block, each ``[T, B, D, H', W']``.

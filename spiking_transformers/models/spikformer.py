@@ -38,7 +38,6 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..layers.spikformer_blocks import SpikeLayer, SpikformerBlock, SpikingPatchSplitting
-from ..neurons.kernels.bn_spike import BN_FUSION_DEFAULT, set_bn_fusion
 from ..neurons.lif import LIF
 from ._base import SpikingModel
 from ._common import (
@@ -94,9 +93,6 @@ class Spikformer(SpikingModel):
         input_kind: ``"image"`` (``[B, C, H, W]`` repeated over T, or ``[T, B, C, H, W]``) or ``"events"``
             (time-major frames ``[T, B, C, H, W]`` only).
         spike_layer: neuron factory (default: the official LIF, tau 2, sigmoid surrogate alpha 4).
-        fuse_bn: fuse each BatchNorm with the neuron after it in training, keeping only the BN input for backward
-            (same outputs and gradients, less memory; :func:`~spiking_transformers.neurons.kernels.bn_spike.bn_spike`).
-            Also switchable later with :func:`~spiking_transformers.neurons.kernels.bn_spike.set_bn_fusion`.
 
     Shape:
         input ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> logits ``[B, num_classes]``;
@@ -120,7 +116,6 @@ class Spikformer(SpikingModel):
         kv_first: bool = False,
         input_kind: str = "image",
         spike_layer: SpikeLayer = LIF,
-        fuse_bn: bool = BN_FUSION_DEFAULT,
     ) -> None:
         super().__init__()
         if T < 1 or depth < 0 or num_classes < 0:
@@ -152,7 +147,6 @@ class Spikformer(SpikingModel):
         )
         self.head = make_head(embed_dim, num_classes)
         self.apply(trunc_normal_init(nn.Linear))
-        set_bn_fusion(self, fuse_bn)
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
         """Tokens after the tokenizer and after each block, each ``[T, B, N, D]`` (non-negative integers).

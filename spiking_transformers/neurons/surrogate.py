@@ -26,6 +26,7 @@ __all__ = [
     "FastSigmoidSurrogate",
     "ErfSurrogate",
     "SURROGATES",
+    "KERNEL_CODES",
     "get_surrogate",
     "heaviside",
 ]
@@ -186,3 +187,8 @@ def get_surrogate(surrogate: str | Surrogate = "sigmoid", alpha: float | None = 
     except KeyError:
         raise ValueError(f"unknown surrogate {surrogate!r}; known: {', '.join(sorted(SURROGATES))}") from None
     return Surrogate(surrogate, float(default_alpha if alpha is None else alpha), function, primitive, derivative_fn)
+
+
+# The integer by which the compiled neuron kernels (kernels/cpp.py's C++ switch, kernels/triton_lif.py's constexpr
+# branch) select a surrogate's derivative formula; a surrogate without a code runs on the fused back end.
+KERNEL_CODES = {"sigmoid": 0, "atan": 1, "rectangle": 2, "fast_sigmoid": 3, "erf": 4}

@@ -51,8 +51,7 @@ So evaluation, ``torch.no_grad``, BN folding (``export/fold_bn.py`` traces an ev
 
 The switch: :func:`set_bn_fusion` turns fusion on or off for every neuron of a model (the flag is the plain
 attribute ``fuse_bn`` of each neuron module, not part of the state dict); the default is
-:data:`BN_FUSION_DEFAULT` (on). Spikformer and SDT V1 also take ``fuse_bn=`` in their constructors, so
-``spiking-transformers bench MODEL --model-arg fuse_bn=False`` measures the difference.
+:data:`BN_FUSION_DEFAULT` (on). ``spiking-transformers bench MODEL --no-fuse-bn`` measures the difference.
 """
 
 from __future__ import annotations

@@ -36,14 +36,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..surrogate import Surrogate, get_surrogate
+from ..surrogate import KERNEL_CODES, Surrogate, get_surrogate
 from .fused import if_multistep_fused, lif_multistep_fused
 
 __all__ = ["lif_multistep_cpp", "if_multistep_cpp", "cpp_available", "load_extension", "loaded_extension",
            "pack_uint8_if_integral"]
-
-# Surrogate names -> the integer code of the C++ switch.
-_SURROGATE_CODE = {"sigmoid": 0, "atan": 1, "rectangle": 2, "fast_sigmoid": 3, "erf": 4}
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -412,7 +409,7 @@ class _CppNeuron(torch.autograd.Function):
 
 def _run(x: Tensor, kind: int, tau: float, v_threshold: float, v_reset: float | None, sg: Surrogate,
          detach_reset: bool) -> Tensor | None:
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or sg.name not in _SURROGATE_CODE:
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or sg.name not in KERNEL_CODES:
         return None
     ext = load_extension()
     if ext is None:
@@ -425,7 +422,7 @@ def _run(x: Tensor, kind: int, tau: float, v_threshold: float, v_reset: float | 
     else:
         dh_dv, dh_dx = 1.0 - 1.0 / tau, (1.0 / tau if kind == 0 else 1.0)
     cfg = (kind, float(tau), float(v_threshold), hard, float(v_reset or 0.0), bool(detach_reset),
-           _SURROGATE_CODE[sg.name], float(sg.alpha), dh_dv, dh_dx)
+           KERNEL_CODES[sg.name], float(sg.alpha), dh_dv, dh_dx)
     if torch.is_grad_enabled() and x.requires_grad:
         return _CppNeuron.apply(x, ext, cfg)
     with torch.no_grad():

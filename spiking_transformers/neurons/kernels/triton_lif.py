@@ -43,13 +43,11 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..surrogate import Surrogate, get_surrogate
+from ..surrogate import KERNEL_CODES, Surrogate, get_surrogate
 from .fused import if_multistep_fused, lif_multistep_fused
 
 __all__ = ["lif_multistep_triton", "if_multistep_triton", "interpreting", "triton_usable"]
 
-# Surrogate names -> the constexpr code of the backward kernel's branch.
-_SURROGATE_CODE = {"sigmoid": 0, "atan": 1, "rectangle": 2, "fast_sigmoid": 3, "erf": 4}
 # Charge kinds: LIF with decay_input, LIF without, IF.
 _LIF_DECAY, _LIF_NO_DECAY, _IF = 0, 1, 2
 _HALF = (torch.float16, torch.bfloat16)
@@ -241,7 +239,7 @@ def triton_usable(x: Tensor, sg: Surrogate) -> str | None:
     """``None`` when the Triton kernels can take ``x``, else why not (the reason of the fallback warning)."""
     if x.dtype not in _SUPPORTED:
         return f"dtype {x.dtype} is not supported"
-    if sg.name not in _SURROGATE_CODE:
+    if sg.name not in KERNEL_CODES:
         return f"surrogate {sg.name!r} has no kernel"
     if x.device.type != "cuda" and not interpreting():
         return f"a {x.device.type} tensor needs a GPU (or TRITON_INTERPRET=1)"
@@ -325,7 +323,7 @@ def _launch_backward(grad_s: Tensor, h_seq: Tensor, cfg: _Config) -> Tensor:
     p = _params(values, ct, h_seq.device)
     bwd[_grid(N)](
         grad_s, h_seq, grad_x, p, N, (T - 1) * N, T,
-        HARD=cfg.v_reset is not None, DETACH=bool(cfg.detach_reset), SG=_SURROGATE_CODE[cfg.surrogate.name],
+        HARD=cfg.v_reset is not None, DETACH=bool(cfg.detach_reset), SG=KERNEL_CODES[cfg.surrogate.name],
         CT=_TL_DTYPE[ct], BLOCK=_BLOCK,
     )  # fmt: skip
     return grad_x
