@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from conftest import FIXTURES
+from conftest import FIXTURES, WAVE2_FIXTURES
 
 import spiking_transformers as st
 from spiking_transformers.models import ModelInfo
@@ -14,8 +14,12 @@ from spiking_transformers.models import ModelInfo
 
 @lru_cache(maxsize=1)
 def official_counts() -> dict[str, Any]:
-    """``param_counts.json``'s ``models`` table: official config key -> ``{"params", "kwargs", ...}``."""
-    return json.loads((FIXTURES / "param_counts.json").read_text())["models"]
+    """The ``models`` tables of both fixture sets' ``param_counts.json`` (official and wave 2): official config key ->
+    ``{"params", "kwargs", ...}``. Their keys are disjoint (wave-2 keys carry a ``family/`` prefix)."""
+    tables = [json.loads((folder / "param_counts.json").read_text())["models"] for folder in (FIXTURES, WAVE2_FIXTURES)]
+    overlap = set(tables[0]) & set(tables[1])
+    assert not overlap, f"param_counts.json keys in both fixture sets: {sorted(overlap)}"
+    return {**tables[0], **tables[1]}
 
 
 def check_official_param_count(name: str, *, bound: float = 0.005) -> tuple[ModelInfo, dict[str, Any]]:

@@ -11,6 +11,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPIKING_TRANSFORMERS_SHARED", REPO_ROOT.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "official"
+WAVE2_FIXTURES = SHARED / "fixtures" / "wave2"
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -21,9 +22,11 @@ def _seed():
     yield
 
 
-def official_fixture(name: str) -> dict:
-    """Load ``../shared/fixtures/official/<name>.pt`` (weights only). Skips only where shared/ is absent and not in CI."""
-    path = FIXTURES / f"{name}.pt"
+def official_fixture(name: str, folder: str = "official") -> dict:
+    """Load ``../shared/fixtures/<folder>/<name>.pt`` (weights only; ``folder`` is ``official`` or ``wave2``).
+
+    Skips only where shared/ is absent and not in CI."""
+    path = SHARED / "fixtures" / folder / f"{name}.pt"
     if not path.exists():
         if os.environ.get("CI") or SHARED.exists():
             raise FileNotFoundError(f"official fixture {path} is missing")

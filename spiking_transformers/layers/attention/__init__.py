@@ -1,0 +1,18 @@
+"""Attention mechanisms of the field, one file per family, all with one call signature.
+
+The contract (see ``docs/design.md``, "The block contract"):
+
+* construction: ``cls(dim, num_heads, *, spike_layer=<neuron factory>, **options)``;
+* call: ``forward(x)`` with spiking tokens ``x`` of shape ``[T, B, N, C]`` returns ``[T, B, N, C]`` (the block adds the
+  shortcut, the attention does not).
+
+Every attention registers itself under a short name with :func:`register_attention`, so that a backbone swaps its
+attention with one argument (``create_model("sdt_2_256_cifar10", attn="statten")``) and
+``spiking-transformers models --attention`` lists them.
+"""
+
+from __future__ import annotations
+
+from ._registry import AttentionInfo, attention_info, create_attention, list_attentions, register_attention
+
+__all__ = ["AttentionInfo", "register_attention", "create_attention", "list_attentions", "attention_info"]
