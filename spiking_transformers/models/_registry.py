@@ -141,9 +141,13 @@ def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = fnmatch.filter(_REGISTRY, f"*{name.split('_')[0]}*")[:8]
-        hint = f"; similar: {', '.join(sorted(close))}" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint}. `spiking-transformers models` lists them all") from None
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.6)
+        similar = sorted(fnmatch.filter(_REGISTRY, f"*{name.split('_')[0]}*"))[:8]
+        hint = (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close
+                else f"; similar: {', '.join(similar)}" if similar else "")
+        raise ValueError(f"unknown model {name!r}{hint} `spiking-transformers models` lists them all") from None
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
