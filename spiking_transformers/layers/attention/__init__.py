@@ -14,5 +14,6 @@ attention with one argument (``create_model("sdt_2_256_cifar10", attn="statten")
 from __future__ import annotations
 
 from ._registry import AttentionInfo, attention_info, create_attention, list_attentions, register_attention
+from . import divided_st  # noqa: F401,E402  (registers "spikeformer_st")
 
 __all__ = ["AttentionInfo", "register_attention", "create_attention", "list_attentions", "attention_info"]
