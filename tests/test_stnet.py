@@ -263,3 +263,18 @@ def test_official_parameter_count():
         "head": 3_543_060,
     }
     assert sum(count_parameters(getattr(model, n)) for n in ("c_z_k", "r_z_k", "c_x", "r_x")) == 2_362_368
+
+
+def test_registered_fe240_variant():
+    from spiking_transformers.models.stnet import STNET_TINY_KWARGS, stnet_fe240
+
+    with torch.device("meta"):
+        model = stnet_fe240()
+    assert count_parameters(model) == 20_534_919 - 394_178
+    assert model.head.score_size == 17 and model.head.x_size == 303 and model.transfor.pretrain_img_size == 280
+    if "stnet_fe240" in st.list_models():  # once the registry knows tasks (ModelInfo.task)
+        info = st.model_info("stnet_fe240")
+        assert info.task == "tracking" and info.input_kind == "events"
+        assert info.params == info.official_params - info.official_unused_params
+    tiny = stnet_fe240(**STNET_TINY_KWARGS)
+    assert tiny.head.score_size == 9

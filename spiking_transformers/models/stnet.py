@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from ..neurons import Neuron
 from ._official import OfficialFamily, register_official_family
-from ._registry import Paper, register_model
+from ._registry import ModelInfo, Paper, register_model
 
 __all__ = [
     "STNET_PAPER",
@@ -958,3 +958,48 @@ register_official_family(
         ),
     )
 )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Registered variant
+
+# The official FE240 / VisEvent configuration (experiments/test/fe240/fe240.yaml; the same network serves both).
+STNET_FE240_KWARGS: dict[str, Any] = dict(
+    snn_channels=(64, 128, 256),
+    swin=dict(pretrain_img_size=280),
+    head=dict(total_stride=8, score_size=17, x_size=303, num_conv3x3=3, head_conv_bn=(False, False, True),
+              head_width=256),
+)
+# A small instance of the same architecture at consistent sizes: template 59, search 171 (score map 9).
+STNET_TINY_KWARGS: dict[str, Any] = dict(
+    snn_channels=(8, 16, 24),
+    swin=dict(pretrain_img_size=152, embed_dim=16, depths=(2, 2), num_heads=(1, 2), drop_path_rate=0.0),
+    head=dict(total_stride=8, score_size=9, x_size=171, head_width=24),
+)
+# Template / search crop sizes that go with each configuration (the tracker needs them).
+CROP_SIZES = {"fe240": (127, 303), "tiny": (59, 171)}
+
+_FE240_INFO: dict[str, Any] = dict(
+    family="stnet", paper=STNET_PAPER, lineage=None, spike_driven=False, default_T=5, input_kind="events",
+    dataset="fe108", num_classes=1, img_size=303, in_chans=3, official_config="stnet/stnet-fe240",
+    official_params=20_534_919, official_unused_params=394_178, official_family="stnet",
+    tiny_overrides=STNET_TINY_KWARGS,
+    notes="Hybrid ANN-SNN Siamese tracker: only the 3-layer conv SNN spikes (STNetNeuron); the Swin branch, fusion "
+    "and SiamFC++ head are real-valued. Input per call: 5 event frames per polarity, 3 channels, raw 0..255; "
+    "template crop 127, search crop 303 (score map 17x17). The official count includes fuse_snn_transfor, "
+    "thre_w, conv_cat and norm0, never used by the forward and left out here. No result numbers recorded: the "
+    "paper's tables were not retrieved.",
+)  # fmt: skip
+
+
+def stnet_fe240(**kwargs: Any) -> STNet:
+    """STNet at the official FE240 / VisEvent configuration (template 127, search 303), 20.14M parameters.
+
+    ``kwargs`` override :class:`STNet`'s arguments (``snn_channels``, ``swin``, ``head``, ...)."""
+    return STNet(**{**STNET_FE240_KWARGS, **kwargs})
+
+
+# ModelInfo describes classifiers unless it has a ``task`` field; the generic registry tests run every registered
+# model as a classifier. The tracker registers itself once the registry knows tasks (see the family's notes).
+if "task" in ModelInfo.__dataclass_fields__:
+    register_model(**_FE240_INFO, task="tracking")(stnet_fe240)
