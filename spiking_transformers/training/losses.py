@@ -1,9 +1,10 @@
-"""Losses (soft-target cross-entropy, TET), mixup / cutmix, and the distillation hook protocol."""
+"""Losses (soft-target cross-entropy, TET, STMixer's SML self-distillation), mixup / cutmix, and the distillation
+hook protocol."""
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,7 @@ __all__ = [
     "one_hot_smooth",
     "soft_cross_entropy",
     "tet_loss",
+    "sml_loss",
     "Mixup",
     "DistillHook",
     "LogitDistillation",
@@ -43,6 +45,46 @@ def tet_loss(per_step_logits: Tensor, target: Tensor, *, lam: float = 1e-3, mean
     ce = torch.stack([soft_cross_entropy(o, target) for o in per_step_logits]).mean()
     mse = F.mse_loss(per_step_logits.float(), torch.full_like(per_step_logits, means, dtype=torch.float32))
     return (1.0 - lam) * ce + lam * mse
+
+
+def sml_loss(
+    outputs: Sequence[Tensor], target: Tensor, *, temperature: float = 3.0, alpha: float = 0.5, lamb: float = 0.9
+) -> Tensor:
+    r"""STMixer's self-distillation loss over the main output and its SML side heads (official
+    ``SBDistillationLoss`` with the ``train_timm.py`` settings T=3, alpha=0.5, lambda=0.9).
+
+    With ``o_0`` the main logits, ``o_1 .. o_K`` the side heads', ``CE`` the soft-target cross-entropy and
+    ``KL_T(p, q) = KL(softmax(p / T) || softmax(q / T))`` averaged over the batch (no ``T^2`` factor, as upstream):
+
+    .. math::
+        \text{hard} = \frac{CE(o_0) + \alpha \sum_k CE(o_k)}{\alpha K + 1}, \qquad
+        \text{soft} = \frac{\sum_k KL_T(\mathrm{sg}(o_0), o_k) + KL_T(\mathrm{sg}(o_k), o_0)}{2K}
+
+        \text{loss} = \lambda\, \text{soft} + (1 - \lambda)\, \text{hard}
+
+    (``sg``: stop-gradient; with no side head the soft term is 0.)
+
+    Args:
+        outputs: ``(main [B, K], side_1 [B, K], ...)``, as ``forward_distill`` returns them.
+        target: soft targets ``[B, K]``.
+    """
+    if len(outputs) < 1:
+        raise ValueError("sml_loss needs at least the main output")
+    main, sides = outputs[0], list(outputs[1:])
+    hard = soft_cross_entropy(main, target)
+    for side in sides:
+        hard = hard + alpha * soft_cross_entropy(side, target)
+    hard = hard / (alpha * len(sides) + 1)
+    if not sides or lamb == 0:
+        return (1.0 - lamb) * hard
+
+    def kl(student: Tensor, teacher: Tensor) -> Tensor:
+        log_q = F.log_softmax(student.float() / temperature, dim=-1)
+        p = F.softmax(teacher.detach().float() / temperature, dim=-1)
+        return F.kl_div(log_q, p, reduction="batchmean")
+
+    soft = sum(kl(side, main) + kl(main, side) for side in sides) / (2 * len(sides))
+    return lamb * soft + (1.0 - lamb) * hard
 
 
 class Mixup:

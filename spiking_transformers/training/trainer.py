@@ -48,7 +48,7 @@ from .distributed import (
     init_distributed,
 )
 from .ema import ModelEMA
-from .losses import DistillHook, Mixup, one_hot_smooth, soft_cross_entropy, tet_loss
+from .losses import DistillHook, Mixup, one_hot_smooth, sml_loss, soft_cross_entropy, tet_loss
 from .optim import CosineSchedule, build_optimizer
 from .records import EpochLog, FiringRateMonitor, TensorBoardWriter, eval_mode, plot_history, topk_correct
 
@@ -95,7 +95,9 @@ class _Forward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor, timesteps: bool = False) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, timesteps: bool = False, distill: bool = False) -> Tensor:  # type: ignore[override]
+        if distill:  # (main, side heads...) of a self-distilling model (STMixer's SML)
+            return self.model.forward_distill(x)
         return self.model.forward_timesteps(x) if timesteps else self.model(x)
 
 
@@ -393,9 +395,17 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- training
     def _loss(self, x: Tensor, soft: Tensor) -> tuple[Tensor, Tensor]:
         c = self.config
+        # A model built with training-only side heads (model_args such as STMixer's sml: true) trains with its
+        # self-distillation loss on forward_distill's (main, side...) outputs; evaluation uses forward alone.
+        self_distill = bool(getattr(self.model, "self_distillation", False))
+        if self_distill and c.tet:
+            raise ValueError("TET and a self-distilling model (side heads) cannot be combined; set tet: false")
         with autocast_context(c.amp, self.device):
-            out = self.net(x, timesteps=c.tet)
-        if c.tet:
+            out = self.net(x, timesteps=c.tet, distill=self_distill)
+        if self_distill:
+            loss = sml_loss(out, soft)
+            out = out[0]
+        elif c.tet:
             loss = tet_loss(out, soft, lam=c.tet_lambda, means=c.tet_means)
         else:
             loss = soft_cross_entropy(out, soft)
