@@ -1,33 +1,41 @@
-"""Building blocks shared by many model families.
+"""Building blocks shared by many model families, one file per concern.
 
 Shape legend (see :mod:`._shapes`): ``T`` time, ``B`` batch, ``N`` tokens, ``C`` channels, ``H, W`` spatial size,
 ``h`` heads, ``d`` channels per head. Token tensors are ``[T, B, N, C]``; feature maps are ``[T, B, C, H, W]``.
 
 * :mod:`._shapes`: folding time into batch, :class:`TimeDistributed`, the direct encoding.
-* :mod:`.ops`: :func:`folded` (stateless layers over folded time), the channel-major head split.
-* :mod:`.spikformer_blocks`: Spikformer's SPS tokenizer, spiking self-attention, MLP and SEW block (the lineage's root:
-  the neuron-factory type :data:`SpikeLayer` and the attention threshold live here).
-* :mod:`.sdt_blocks`: SDT V1's MS-SPS, spike-driven self-attention, MS MLP and block (shared with STAtten).
-* :mod:`.qk_attention`: QKFormer's Q-K token and channel attention.
-* :mod:`.metaformer`: Meta-SpikeFormer's (SDT V2) conv and transformer blocks (shared with QSD-Transformer).
+* :mod:`.ops`: :func:`folded` (stateless layers over folded time), the fused Linear/Conv -> BN -> neuron chains, the
+  channel-major head split.
+* :mod:`.tokenizers`: SPS (Spikformer), MS-SPS (SDT V1), the Meta-SpikeFormer conv stem.
+* :mod:`.attention`: the attention registry and one file per attention family, all under one contract
+  (``cls(dim, num_heads, *, spike_layer=..., **options)``, tokens ``[T, B, N, C]`` -> ``[T, B, N, C]``).
+* :mod:`.mlp`: the channel MLPs. :mod:`.conv`: RepConv / SepConv of the V2 lineage.
+* :mod:`.residual`: the encoder blocks by residual style (SEW, membrane shortcut, Meta-SpikeFormer's).
 * :mod:`.quant`: LSQ weight-quantized conv / linear layers (QSD-Transformer).
+
+A block lives here once two families use it, in its family's file otherwise (``CONTRIBUTING.md``). The neuron-factory
+type of every ``spike_layer`` argument is :data:`spiking_transformers.neurons.SpikeFactory` (``SpikeLayer`` is the
+same object under its older name).
 """
 
+from ..neurons import SpikeFactory, resolve_spike_layer
 from ._shapes import TimeDistributed, fold_time, repeat_over_time, unfold_time
-from .metaformer import (
-    BNAndPad,
-    ConvFactory,
-    MSAttentionRepConv,
-    MSConvBlock,
-    MSDownsampling,
-    MSMlp,
-    MSTransformerBlock,
-    RepConv,
-    SepConv,
-    SpikeFactory,
+from .attention import (
+    ATTN_V_THRESHOLD,
+    SDSA,
+    QKChannelAttention,
+    QKTokenAttention,
+    SpatioTemporalAttention,
+    SpikeDrivenSelfAttention,
+    SpikingSelfAttention,
+    attend,
 )
-from .ops import folded, merge_heads, split_heads
-from .qk_attention import PointwiseProjections, QKChannelAttention, QKTokenAttention
+from .attention.qk import PointwiseProjections
+from .attention.sdsa import Erode, SDTProjections
+from .attention.sdsa_v2 import MSAttentionRepConv
+from .conv import BNAndPad, ConvFactory, RepConv, SepConv
+from .mlp import MSMLP, MSMlp, SpikingMlp
+from .ops import folded, folded_bn_spike, linear_bn_spike, merge_heads, split_heads
 from .quant import (
     LSQConv1d,
     LSQConv2d,
@@ -37,18 +45,11 @@ from .quant import (
     lsq_levels,
     reset_step_sizes,
 )
-from .sdt_blocks import MSMLP, MSSPS, Erode, MSBlock, SDTProjections, SpikeDrivenSelfAttention, resolve_spike_layer
-from .spikformer_blocks import (
-    ATTN_V_THRESHOLD,
-    SpikeLayer,
-    SpikformerBlock,
-    SpikingMlp,
-    SpikingPatchSplitting,
-    SpikingSelfAttention,
-    SPSStages,
-    folded_bn_spike,
-    linear_bn_spike,
-)
+from .residual import MSBlock, MSConvBlock, MSTransformerBlock, SpikformerBlock
+from .tokenizers import MSSPS, MSDownsampling, SpikingPatchSplitting, SPSStages
+
+# The older name of the neuron-factory type (one type, two names while family files move over).
+SpikeLayer = SpikeFactory
 
 __all__ = [
     # layout
@@ -59,38 +60,41 @@ __all__ = [
     "folded",
     "split_heads",
     "merge_heads",
-    # Spikformer
-    "SpikeLayer",
-    "ATTN_V_THRESHOLD",
-    "SPSStages",
-    "SpikingPatchSplitting",
-    "SpikingSelfAttention",
-    "SpikingMlp",
-    "SpikformerBlock",
     "linear_bn_spike",
     "folded_bn_spike",
-    # SDT V1 / STAtten
+    # neurons
+    "SpikeFactory",
+    "SpikeLayer",
     "resolve_spike_layer",
-    "Erode",
+    # tokenizers
+    "SPSStages",
+    "SpikingPatchSplitting",
     "MSSPS",
+    "MSDownsampling",
+    # attention
+    "ATTN_V_THRESHOLD",
+    "attend",
+    "SpikingSelfAttention",
+    "Erode",
     "SDTProjections",
     "SpikeDrivenSelfAttention",
-    "MSMLP",
-    "MSBlock",
-    # QKFormer
+    "SDSA",
+    "SpatioTemporalAttention",
     "PointwiseProjections",
     "QKTokenAttention",
     "QKChannelAttention",
-    # Meta-SpikeFormer (SDT V2) / QSD-Transformer
-    "SpikeFactory",
+    "MSAttentionRepConv",
+    # MLPs, convs, blocks
+    "SpikingMlp",
+    "MSMLP",
+    "MSMlp",
     "ConvFactory",
     "BNAndPad",
     "RepConv",
     "SepConv",
+    "SpikformerBlock",
+    "MSBlock",
     "MSConvBlock",
-    "MSDownsampling",
-    "MSAttentionRepConv",
-    "MSMlp",
     "MSTransformerBlock",
     # LSQ weight quantization (QSD-Transformer)
     "LSQWeightMixin",

@@ -60,9 +60,8 @@ from torch import Tensor, nn
 
 from ..layers._shapes import fold_time, unfold_time
 from ..layers.ops import folded, merge_heads, split_heads
-from ..layers.qk_attention import PointwiseProjections, QKChannelAttention, QKTokenAttention
-from ..layers.spikformer_blocks import SpikeLayer
-from ..neurons.lif import LIF
+from ..layers.attention.qk import PointwiseProjections, QKChannelAttention, QKTokenAttention
+from ..neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
 from ._base import SpikingModel
 from ._common import PVT_KWARGS, check_input_kind, make_head, official_builder, official_int, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
@@ -113,7 +112,7 @@ class QKFormerSSA(PointwiseProjections):
     scale = 0.125
 
     def __init__(
-        self, dim: int, num_heads: int, *, spike_layer: SpikeLayer = LIF, proj_over_batch: bool = False
+        self, dim: int, num_heads: int, *, spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER, proj_over_batch: bool = False
     ) -> None:
         super().__init__(dim, num_heads, branches=("q", "k", "v"), spike_layer=spike_layer)
         self.proj_over_batch = proj_over_batch
@@ -140,7 +139,7 @@ class QKFormerSSA(PointwiseProjections):
 class QKFormerMlp(nn.Module):
     """1x1 conv (bias) + BN + SN, twice: ``[T, B, C, H, W] -> [T, B, C, H, W]`` through ``hidden_dim`` channels."""
 
-    def __init__(self, dim: int, hidden_dim: int, *, spike_layer: SpikeLayer = LIF) -> None:
+    def __init__(self, dim: int, hidden_dim: int, *, spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER) -> None:
         super().__init__()
         self.fc1_conv = nn.Conv2d(dim, hidden_dim, kernel_size=1, bias=True)
         self.fc1_bn = nn.BatchNorm2d(hidden_dim)
@@ -192,7 +191,7 @@ class QKFormerBlock(nn.Module):
         *,
         mlp_ratio: float = 4.0,
         attn_layer: AttnLayer = "qkta",
-        spike_layer: SpikeLayer = LIF,
+        spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
         ssa_proj_over_batch: bool = False,
     ) -> None:
         super().__init__()
@@ -218,13 +217,13 @@ def _maxpool() -> nn.MaxPool2d:
 class _ConvChain(nn.Module):
     """Conv3x3 + BN (+ max-pool) + SN units named ``{prefix}_conv/_bn/_pool/_lif``, and a 1x1 strided shortcut."""
 
-    def _add_unit(self, prefix: str, c_in: int, c_out: int, pool: bool, spike_layer: SpikeLayer) -> None:
+    def _add_unit(self, prefix: str, c_in: int, c_out: int, pool: bool, spike_layer: SpikeFactory) -> None:
         setattr(self, f"{prefix}_conv", nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False))
         setattr(self, f"{prefix}_bn", nn.BatchNorm2d(c_out))
         setattr(self, f"{prefix}_pool", _maxpool() if pool else nn.Identity())
         setattr(self, f"{prefix}_lif", spike_layer())
 
-    def _add_shortcut(self, c_in: int, c_out: int, stride: int, spike_layer: SpikeLayer) -> None:
+    def _add_shortcut(self, c_in: int, c_out: int, stride: int, spike_layer: SpikeFactory) -> None:
         self.proj_res_conv = nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
         self.proj_res_bn = nn.BatchNorm2d(c_out)
         self.proj_res_lif = spike_layer()
@@ -260,7 +259,7 @@ class SPEDSInit(_ConvChain):
         pools: Sequence[bool],
         shortcut_from: int,
         *,
-        spike_layer: SpikeLayer = LIF,
+        spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
     ) -> None:
         super().__init__()
         if len(channels) != len(pools) or not 0 <= shortcut_from < len(channels) - 1:
@@ -296,7 +295,7 @@ class SPEDSStage(_ConvChain):
         ``[T, B, in_dim, H, W] -> [T, B, dim, H/2, W/2]`` (values in {0, 1, 2}).
     """
 
-    def __init__(self, in_dim: int, dim: int, *, pool_first: bool, spike_layer: SpikeLayer = LIF) -> None:
+    def __init__(self, in_dim: int, dim: int, *, pool_first: bool, spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER) -> None:
         super().__init__()
         self._add_unit("proj3", in_dim, dim, pool_first, spike_layer)
         self._add_unit("proj4", dim, dim, not pool_first, spike_layer)
@@ -356,7 +355,7 @@ class QKFormer(SpikingModel):
         attn_layers: Sequence[AttnLayer] | None = None,
         embed_layout: str = "imagenet",
         input_kind: str = "image",
-        spike_layer: SpikeLayer = LIF,
+        spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
         ssa_proj_over_batch: bool = False,
     ) -> None:
         super().__init__()

@@ -6,7 +6,7 @@ Upstream: https://github.com/BICLab/Spike-Driven-Transformer (``model/spikeforme
 ``sdt_cifar_small`` and ``sdt_cifar10dvs_small``.
 
 Architecture: MS SPS tokenizer -> ``depth`` blocks of spike-driven self-attention (SDSA) and MLP with membrane
-shortcuts -> token mean -> LIF over T -> Linear -> mean over T. See :mod:`spiking_transformers.layers.sdt_blocks`.
+shortcuts -> token mean -> LIF over T -> Linear -> mean over T. See :mod:`spiking_transformers.layers.attention.sdsa`.
 
 Readings of the official code (each checked by the fixtures where they apply):
     * SDSA is ``Q * SN_0.5(sum_N K * V)`` per head; the scale 0.125, ``attn_lif``, ``rpe_lif`` and the
@@ -25,12 +25,13 @@ Readings of the official code (each checked by the fixtures where they apply):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 
-from ..layers.sdt_blocks import MSSPS, MSBlock, SpikeDrivenSelfAttention, resolve_spike_layer
-from ..layers.spikformer_blocks import SpikeLayer
+from ..layers import MSSPS, MSBlock
+from ..layers.attention import backbone_options, resolve_attention
+from ..neurons import DEFAULT_SPIKE_LAYER, SpikeFactory, resolve_spike_layer
 from ._base import SpikingModel
 from ._common import (
     BN_KEYS,
@@ -84,9 +85,12 @@ class SpikeDrivenTransformer(SpikingModel):
         pool_stages: four booleans, one per tokenizer stage; True halves the resolution there
             (official "1111" for ImageNet 224 -> 14, "0011" for CIFAR 32 -> 8).
         dvs_mode: the official CIFAR10-DVS attention variant (Erode filters).
-        spike_layer: neuron type, ``"lif"`` / ``"plif"`` or a factory (see ``layers.sdt_blocks.SpikeLayer``).
-        attn_layer: attention class or factory, ``attn_layer(dim, num_heads, spike_layer=, dvs_mode=)``;
-            :class:`SpikeDrivenSelfAttention` here, the spatio-temporal attention in STAtten.
+        spike_layer: neuron type, ``"lif"`` / ``"plif"`` or a factory (``neurons.SpikeFactory``).
+        attn: the attention of every block: the name of a registered attention (``"sdsa"``, SDT V1's own;
+            ``"statten"``; any name ``spiking-transformers models --attention`` lists) or a class/factory under the
+            attention contract, called ``attn(dim, num_heads, spike_layer=..., **attn_options)``. A token attention
+            sees the feature map as row-major tokens (:func:`~spiking_transformers.layers.attention.attend`).
+        attn_options: its keyword options; ``dvs_mode=True`` is added in DVS mode (the attention must take it).
         input_kind: ``"image"`` or ``"events"`` (events take only time-major ``[T, B, C, H, W]`` frames).
 
     Shape:
@@ -106,8 +110,9 @@ class SpikeDrivenTransformer(SpikingModel):
         mlp_ratio: float = 4.0,
         pool_stages: Sequence[bool] = (True, True, True, True),
         dvs_mode: bool = False,
-        spike_layer: str | SpikeLayer = "lif",
-        attn_layer: Callable[..., nn.Module] = SpikeDrivenSelfAttention,
+        spike_layer: str | SpikeFactory = DEFAULT_SPIKE_LAYER,
+        attn: str | Callable[..., nn.Module] = "sdsa",
+        attn_options: Mapping[str, Any] | None = None,
         input_kind: str = "image",
     ) -> None:
         super().__init__()
@@ -134,10 +139,14 @@ class SpikeDrivenTransformer(SpikingModel):
             grid = [(g - 1) // 2 + 1 for g in grid]
         self.grid_size: tuple[int, int] = (grid[0], grid[1])
         # Official name "block" (a ModuleList), so keys read block.{i}.attn.* / block.{i}.mlp.*.
+        self.attn_name = attn if isinstance(attn, str) else getattr(attn, "__name__", type(attn).__name__)
+        attn_layer = resolve_attention(attn)
+        options = backbone_options(attn_layer, num_tokens=self.grid_size[0] * self.grid_size[1])
+        options.update({"dvs_mode": True} if dvs_mode else {}, **(attn_options or {}))
         self.block = nn.ModuleList(
             MSBlock(
-                embed_dim, num_heads, mlp_ratio=mlp_ratio, attn_layer=attn_layer, spike_layer=spike_layer,
-                dvs_mode=dvs_mode,
+                embed_dim, num_heads, mlp_ratio=mlp_ratio, attn_layer=attn_layer, attn_options=options,
+                spike_layer=spike_layer,
             )
             for _ in range(depth)
         )

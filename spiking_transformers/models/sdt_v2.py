@@ -36,7 +36,8 @@ from typing import Any, Sequence
 
 from torch import Tensor, nn
 
-from ..layers.metaformer import ConvFactory, MSConvBlock, MSDownsampling, MSTransformerBlock, SpikeFactory
+from ..layers import ConvFactory, MSConvBlock, MSDownsampling, MSTransformerBlock
+from ..neurons import SpikeFactory
 from ..neurons.lif import LIF
 from ._base import SpikingModel
 from ._common import PVT_KWARGS, known_keys_converter, official_builder, trunc_normal_init

@@ -4,7 +4,7 @@ arXiv: https://arxiv.org/abs/2209.15425. Upstream: https://github.com/ZK-Zhou/sp
 621268981827af47aa666c1b5f774de4281d90ad (the official fixtures were made from it).
 
 One class, :class:`Spikformer`, covers the three official model files, which differ only in arguments (see
-:mod:`spiking_transformers.layers.spikformer_blocks`):
+:class:`spiking_transformers.layers.SpikingSelfAttention`):
 
 * ``cifar10/model.py`` (official family ``spikformer``): ``nn.Linear`` projections with q/k/v bias, ``(Q K^T) V``,
   scale 0.125, two SPS max-pools (32 -> 8 tokens per side).
@@ -33,12 +33,13 @@ Readings of the official code recorded here:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from torch import Tensor, nn
 
-from ..layers.spikformer_blocks import SpikeLayer, SpikformerBlock, SpikingPatchSplitting
-from ..neurons.lif import LIF
+from ..layers import SpikformerBlock, SpikingPatchSplitting
+from ..layers.attention import backbone_options, resolve_attention
+from ..neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
 from ._base import SpikingModel
 from ._common import (
     BN_KEYS,
@@ -93,6 +94,10 @@ class Spikformer(SpikingModel):
         input_kind: ``"image"`` (``[B, C, H, W]`` repeated over T, or ``[T, B, C, H, W]``) or ``"events"``
             (time-major frames ``[T, B, C, H, W]`` only).
         spike_layer: neuron factory (default: the official LIF, tau 2, sigmoid surrogate alpha 4).
+        attn: the attention of every block: ``"ssa"`` (Spikformer's, with the three options above), the name of
+            any registered attention (``spiking-transformers models --attention``), or a class/factory under the
+            attention contract. Another attention gets ``spike_layer`` and ``attn_options`` and sees the token grid.
+        attn_options: keyword options of a swapped-in attention (``chunk_size`` for ``"statten"``, ...).
 
     Shape:
         input ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> logits ``[B, num_classes]``;
@@ -115,7 +120,9 @@ class Spikformer(SpikingModel):
         qkv_bias: bool = True,
         kv_first: bool = False,
         input_kind: str = "image",
-        spike_layer: SpikeLayer = LIF,
+        spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
+        attn: str | Callable[..., nn.Module] = "ssa",
+        attn_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if T < 1 or depth < 0 or num_classes < 0:
@@ -133,6 +140,10 @@ class Spikformer(SpikingModel):
         )
         grid = self.patch_embed.grid_size(self.img_size)
         self.num_patches = grid[0] * grid[1]
+        self.attn_name = attn if isinstance(attn, str) else getattr(attn, "__name__", type(attn).__name__)
+        attn_layer = None if attn == "ssa" else resolve_attention(attn)  # None: SSA with the file's options
+        if attn_layer is not None:
+            attn_options = {**backbone_options(attn_layer, num_tokens=self.num_patches), **(attn_options or {})}
         self.block = nn.ModuleList(
             SpikformerBlock(
                 embed_dim,
@@ -141,6 +152,8 @@ class Spikformer(SpikingModel):
                 attn_scale=attn_scale,
                 qkv_bias=qkv_bias,
                 kv_first=kv_first,
+                attn_layer=attn_layer,
+                attn_options=attn_options,
                 spike_layer=spike_layer,
             )
             for _ in range(depth)
@@ -154,10 +167,12 @@ class Spikformer(SpikingModel):
         Spikformer has one scale: a dense head reshapes the tokens to the ``[T, B, D, H', W']`` grid of
         :meth:`SpikingPatchSplitting.grid_size`. The last entry is :meth:`forward_features`.
         """
-        x = self.patch_embed(self.encode_input(x))
+        x = self.encode_input(x)
+        grid = self.patch_embed.grid_size((x.shape[-2], x.shape[-1]))
+        x = self.patch_embed(x)
         out = [x]
         for blk in self.block:
-            x = blk(x)
+            x = blk(x, grid)
             out.append(x)
         return out
 

@@ -6,7 +6,8 @@ checked against commit e9048a18b02cdaf824ac2ad82f2e6f5bfcf50134 with the officia
 
 The model is SDT V1 (:class:`~spiking_transformers.models.sdt.SpikeDrivenTransformer`) with one change: the
 attention groups ``chunk_size`` consecutive time steps and lets every query token of a group attend to every
-key token of the group (:class:`SpatioTemporalAttention`). It adds no parameters, so SDT V1 checkpoints have the
+key token of the group (:class:`~spiking_transformers.layers.attention.SpatioTemporalAttention`, registered as
+``"statten"``, so any backbone can take it: ``create_model("spikformer_4_256_cifar10", attn="statten")``). It adds no parameters, so SDT V1 checkpoints have the
 same keys.
 
 Readings of the official code:
@@ -28,11 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor, nn
 
-from ..layers.ops import merge_heads
-from ..layers.sdt_blocks import SDTProjections, SpikeDrivenSelfAttention, resolve_spike_layer
-from ..layers.spikformer_blocks import ATTN_V_THRESHOLD, SpikeLayer
+from ..layers.attention import SpatioTemporalAttention
+from ..neurons import SpikeFactory, resolve_spike_layer
 from ._common import known_keys_converter, official_builder
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
@@ -57,75 +56,8 @@ STATTEN_PAPER = Paper(
 )
 
 
-class SpatioTemporalAttention(SDTProjections):
-    r"""STAtten's block-wise spatio-temporal spiking attention, on SDT V1's projections.
-
-    With ``S = SN(X)`` and ``Q, K, V = SN(BN(W S))`` split into heads ``[T, B, h, N, d]``, the ``T`` steps are cut
-    into ``T / c`` groups of ``c = chunk_size`` consecutive steps. In each group the ``c*N`` tokens are stacked, and
-
-    .. math::
-        O = Q \, (K^\top V \cdot s), \qquad Y = SN_{0.5}(O), \qquad \text{out} = BN(W_p Y + b_p)
-
-    (linear in tokens: ``K^T V`` is ``d x d`` per head and group). ``s = 1 / H`` (token-grid height), or
-    ``1 / (H^2 c)`` with ``dvs_mode``. Groups are independent; a query attends to later steps of its own group.
-
-    Args:
-        dim: channels C (a multiple of ``num_heads``).
-        num_heads: heads h.
-        chunk_size: time steps per group c; must divide T.
-        spike_layer: neuron factory (the output neuron gets ``v_threshold=0.5``).
-        dvs_mode: the official event-data variant (3x3 max filters on S, Q, K, V and the output gating).
-
-    Shape:
-        ``x: [T, B, C, H, W]`` real-valued stream -> ``[T, B, C, H, W]`` branch output.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int = 8,
-        *,
-        chunk_size: int,
-        spike_layer: str | SpikeLayer = "lif",
-        dvs_mode: bool = False,
-    ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        spike_layer = resolve_spike_layer(spike_layer)
-        super().__init__(dim, num_heads, spike_layer=spike_layer, dvs_mode=dvs_mode)
-        self.chunk_size = chunk_size
-        self.dvs_mode = bool(dvs_mode)
-        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
-
-    def _chunks(self, x: Tensor) -> Tensor:
-        """``[T, B, h, N, d] -> [T/c, B, h, c*N, d]``: the c steps of a group stacked along the tokens."""
-        T, B, h, N, d = x.shape
-        c = self.chunk_size
-        x = x.view(T // c, c, B, h, N, d).permute(0, 2, 3, 1, 4, 5)  # [T/c, B, h, c, N, d]
-        return x.reshape(T // c, B, h, c * N, d)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x: [T, B, C, H, W]`` real-valued stream -> branch ``[T, B, C, H, W]``."""
-        T, B, C, H, W = x.shape
-        if T % self.chunk_size:
-            raise ValueError(f"STAtten chunk_size {self.chunk_size} does not divide the number of time steps T={T}")
-        s = self.shortcut_lif(x)
-        pooled = self.erode(s) if self.dvs_mode else None
-        q, k, v = self.project("q", s), self.project("k", s), self.project("v", s)  # [T, B, h, N, d]
-        # Same Python float as upstream (1 / H, or 1 / (H * H * c)), so scaled values round identically.
-        scale = 1 / (H * H * self.chunk_size) if self.dvs_mode else 1 / H
-        kv = (self._chunks(k).transpose(-2, -1) @ self._chunks(v)) * scale  # [T/c, B, h, d, d]
-        out = self._chunks(q) @ kv  # [T/c, B, h, c*N, d]
-        c, h, N, d = self.chunk_size, self.num_heads, H * W, C // self.num_heads
-        out = out.reshape(T // c, B, h, c, N, d).permute(0, 3, 1, 2, 4, 5).reshape(T, B, h, N, d)
-        y = self.attn_lif(merge_heads(out, H, W))  # [T, B, C, H, W] binary
-        if pooled is not None:
-            y = y * pooled + pooled
-        return self.out_proj(y)
-
-
 class STAtten(SpikeDrivenTransformer):
-    """SDT V1 with :class:`SpatioTemporalAttention` in every block.
+    """SDT V1 with the spatio-temporal attention (``attn="statten"``) in every block.
 
     Args:
         chunk_size: time steps per attention group; must divide ``T``.
@@ -133,22 +65,21 @@ class STAtten(SpikeDrivenTransformer):
             keeps LIF there even with ``spike_mode="plif"``.
         **kwargs: every other argument of :class:`~spiking_transformers.models.sdt.SpikeDrivenTransformer`
             (``num_classes``, ``img_size``, ``in_chans``, ``T``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``,
-            ``pool_stages``, ``dvs_mode``, ``spike_layer``, ``input_kind``), except ``attn_layer``.
+            ``pool_stages``, ``dvs_mode``, ``spike_layer``, ``input_kind``), except ``attn`` / ``attn_options``.
     """
 
-    def __init__(self, *, chunk_size: int = 2, attn_spike_layer: str | SpikeLayer | None = None, **kwargs: Any) -> None:
-        if "attn_layer" in kwargs:
-            raise TypeError("STAtten sets attn_layer itself; build SpikeDrivenTransformer for another attention")
+    def __init__(
+        self, *, chunk_size: int = 2, attn_spike_layer: str | SpikeFactory | None = None, **kwargs: Any
+    ) -> None:
+        if "attn" in kwargs or "attn_options" in kwargs:
+            raise TypeError("STAtten sets its attention itself; build SpikeDrivenTransformer(attn=...) for another")
         T = kwargs.get("T", 4)
         if chunk_size < 1 or T % chunk_size:
             raise ValueError(f"chunk_size {chunk_size} must be >= 1 and divide T={T}")
-
-        def attn_layer(dim: int, num_heads: int, *, spike_layer: SpikeLayer, dvs_mode: bool) -> nn.Module:
-            return SpatioTemporalAttention(
-                dim, num_heads, chunk_size=chunk_size, spike_layer=attn_spike_layer or spike_layer, dvs_mode=dvs_mode
-            )
-
-        super().__init__(attn_layer=attn_layer, **kwargs)
+        options: dict[str, Any] = {"chunk_size": chunk_size}
+        if attn_spike_layer is not None:
+            options["spike_layer"] = resolve_spike_layer(attn_spike_layer)
+        super().__init__(attn="statten", attn_options=options, **kwargs)
         self.chunk_size = chunk_size
 
 
@@ -180,10 +111,7 @@ def build_official(*, chunk_size: int, attention_mode: str, **kwargs: Any) -> Sp
                 "STAtten's attention_mode='SDT' with dvs_mode also filters Q (unlike SDT V1) and is not ported"
             )
 
-        def sdsa_lif(dim: int, num_heads: int, *, spike_layer: SpikeLayer, dvs_mode: bool) -> nn.Module:
-            return SpikeDrivenSelfAttention(dim, num_heads, spike_layer="lif", dvs_mode=dvs_mode)
-
-        return SpikeDrivenTransformer(attn_layer=sdsa_lif, **common)
+        return SpikeDrivenTransformer(attn="sdsa", attn_options={"spike_layer": "lif"}, **common)
     raise ValueError(f"attention_mode must be 'STAtten' or 'SDT', got {attention_mode!r}")
 
 

@@ -25,6 +25,7 @@ from .lif import (
     register_backend,
 )
 from .multispike import IELIF, MultiSpike, binary_to_levels, expand_to_binary, quantize_levels
+from .plastic import ChannelParametricLIF, TernaryLIF, ternary_lif_multistep
 from .surrogate import SURROGATES, Surrogate, get_surrogate, heaviside
 from .kernels import available_backends, set_backend  # registers the fused back ends
 
@@ -46,7 +47,10 @@ __all__ = [
     "SURROGATES",
     "get_surrogate",
     "heaviside",
+    "SpikeFactory",
+    "DEFAULT_SPIKE_LAYER",
     "get_spike_layer",
+    "resolve_spike_layer",
     "SPIKE_LAYERS",
     "set_backend",
     "available_backends",
@@ -55,7 +59,17 @@ __all__ = [
     "quantize_levels",
     "expand_to_binary",
     "binary_to_levels",
+    "TernaryLIF",
+    "ternary_lif_multistep",
+    "ChannelParametricLIF",
 ]
+
+# The one neuron-factory type of the library: called with keyword overrides (``v_threshold=0.5``), it returns a fresh
+# Neuron. Every block takes its neurons as ``spike_layer: SpikeFactory``.
+SpikeFactory = Callable[..., Neuron]
+# The default neuron of every block: spikingjelly's MultiStepLIFNode as the official models set it (tau 2, threshold
+# 1, hard reset to 0, detached reset, sigmoid surrogate with alpha 4).
+DEFAULT_SPIKE_LAYER: SpikeFactory = LIF
 
 # Names accepted wherever a configuration gives a neuron type as a string.
 SPIKE_LAYERS: dict[str, type[Neuron]] = {
@@ -64,10 +78,11 @@ SPIKE_LAYERS: dict[str, type[Neuron]] = {
     "if": IF,
     "multispike": MultiSpike,
     "ielif": IELIF,
+    "ternary": TernaryLIF,
 }
 
 
-def get_spike_layer(name: str, **defaults) -> Callable[..., Neuron]:
+def get_spike_layer(name: str, **defaults) -> SpikeFactory:
     """Factory for a neuron type named in a configuration (``"lif"``, ``"plif"``, ``"if"``).
 
     The returned callable builds a fresh module each call; keyword arguments given at the call site override
@@ -78,3 +93,11 @@ def get_spike_layer(name: str, **defaults) -> Callable[..., Neuron]:
     except KeyError:
         raise ValueError(f"unknown spike layer {name!r}; known: {', '.join(sorted(SPIKE_LAYERS))}") from None
     return partial(cls, **defaults)
+
+
+def resolve_spike_layer(spike_layer: str | SpikeFactory | None) -> SpikeFactory:
+    """A neuron factory from a configuration value: a name of :data:`SPIKE_LAYERS` (``"lif"``, ``"plif"``, ...) with
+    its default arguments, a factory (returned unchanged), or ``None`` (:data:`DEFAULT_SPIKE_LAYER`)."""
+    if spike_layer is None:
+        return DEFAULT_SPIKE_LAYER
+    return get_spike_layer(spike_layer) if isinstance(spike_layer, str) else spike_layer

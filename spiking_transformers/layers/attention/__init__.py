@@ -13,7 +13,43 @@ attention with one argument (``create_model("sdt_2_256_cifar10", attn="statten")
 
 from __future__ import annotations
 
-from ._registry import AttentionInfo, attention_info, create_attention, list_attentions, register_attention
+from ._registry import (
+    AttentionInfo,
+    attention_info,
+    backbone_options,
+    create_attention,
+    list_attentions,
+    register_attention,
+    resolve_attention,
+)
+from ._layout import ATTN_V_THRESHOLD, attend, map_to_tokens, token_contract, tokens_to_map
+from .qk import QKChannel, QKChannelAttention, QKToken, QKTokenAttention  # registers "qk_token", "qk_channel"
+from .sdsa import SDSA, SpikeDrivenSelfAttention  # registers "sdsa"
+from .ssa import SpikingSelfAttention  # registers "ssa"
+from .statten import SpatioTemporalAttention, STAttention  # registers "statten"
+from . import stmixer  # noqa: F401,E402  (registers "stmixer")
 from . import divided_st  # noqa: F401,E402  (registers "spikeformer_st")
 
-__all__ = ["AttentionInfo", "register_attention", "create_attention", "list_attentions", "attention_info"]
+__all__ = [
+    "AttentionInfo",
+    "register_attention",
+    "create_attention",
+    "list_attentions",
+    "attention_info",
+    "resolve_attention",
+    "backbone_options",
+    "ATTN_V_THRESHOLD",
+    "attend",
+    "token_contract",
+    "tokens_to_map",
+    "map_to_tokens",
+    "SpikingSelfAttention",
+    "SpikeDrivenSelfAttention",
+    "SDSA",
+    "SpatioTemporalAttention",
+    "STAttention",
+    "QKTokenAttention",
+    "QKChannelAttention",
+    "QKToken",
+    "QKChannel",
+]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
 
-__all__ = ["AttentionInfo", "register_attention", "create_attention", "list_attentions", "attention_info"]
+__all__ = [
+    "AttentionInfo",
+    "register_attention",
+    "create_attention",
+    "list_attentions",
+    "attention_info",
+    "resolve_attention",
+    "backbone_options",
+]
 
 
 @dataclass(frozen=True)
@@ -75,3 +84,23 @@ def attention_info(name: str) -> AttentionInfo:
 def create_attention(name: str, dim: int, num_heads: int, **options: Any) -> nn.Module:
     """Build attention ``name`` for ``dim`` channels and ``num_heads`` heads (``options``: ``spike_layer``, ...)."""
     return attention_info(name).build(dim, num_heads, **options)
+
+
+def resolve_attention(attn: str | Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """A registered attention's constructor from its name; a class or factory is returned unchanged.
+
+    Backbones call this when they are built (not when their file is imported), so an attention registered by a file
+    that loads later (another family's) can be named too.
+    """
+    return attention_info(attn).build if isinstance(attn, str) else attn
+
+
+def backbone_options(build: Callable[..., nn.Module], **facts: Any) -> dict[str, Any]:
+    """The facts about a backbone (``num_tokens=N``, the token count of its configured input) that the constructor
+    ``build`` names as parameters: a backbone passes them so that an attention sized by its input (STMixer's token
+    mixing) needs no option from the user. Facts the constructor does not name are left out."""
+    try:
+        params = inspect.signature(build).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no named parameters to fill
+        return {}
+    return {k: v for k, v in facts.items() if k in params}
