@@ -18,7 +18,6 @@ The child keeps large freed blocks in glibc's heap (:func:`~spiking_transformers
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -27,6 +26,8 @@ import sys
 import time
 from typing import Any
 
+from ._common import parse_model_args
+
 NAME = "bench"
 HELP = "measure train-step / eval time, throughput and peak memory of a model in a fresh process"
 
@@ -34,7 +35,7 @@ _MARK = "BENCH_RESULT "
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="registered model name")
+    p.add_argument("model", help="registered model name, or a model / run folder or weights file (see `convert`)")
     p.add_argument("--mode", choices=("train", "eval"), default="train", help="training step or eval forward")
     p.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
     p.add_argument("--T", type=int, default=None, help="time steps (default: the model's)")
@@ -59,27 +60,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before the child is stopped")
 
 
-def parse_model_args(items: list[str]) -> dict[str, Any]:
-    """``["depth=2", "img_size=64", "spike_layer=plif"]`` -> ``{"depth": 2, "img_size": 64, "spike_layer": "plif"}``."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value
-    return out
-
-
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The child's configuration (plain JSON) from parsed arguments."""
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         raise ValueError("need --batch-size >= 1, --repeats >= 1, --warmup >= 0, --threads >= 1")
+    from ..neurons.kernels import available_backends
     from ..neurons.lif import DEFAULT_BACKEND
 
     backend = args.backend or ("cpp" if args.best else DEFAULT_BACKEND)
+    if backend not in available_backends():
+        raise ValueError(f"--backend {backend!r}: unknown neuron back end; available: {', '.join(available_backends())}")
+    if os.path.exists(args.model) and (args.tiny or args.model_arg):
+        raise ValueError(f"{args.model}: --tiny and --model-arg apply to a registered model name, not to saved weights")
     return dict(
         model=args.model,
         mode=args.mode,
@@ -130,8 +122,10 @@ def run_child(config: dict[str, Any], timeout: float = 3600.0) -> dict[str, Any]
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_MARK):
             return json.loads(line[len(_MARK):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    raise RuntimeError(f"benchmark child failed (exit {proc.returncode}): " + " | ".join(tail))
+    # The child's own last line (its exception) is the message; the child's traceback stays out of ours.
+    lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+    last = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+    raise RuntimeError(f"benchmark child failed (exit {proc.returncode}): {last}")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -161,7 +155,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from ..models import model_info
 
-    model_info(config["model"])  # fail fast, in this process, on an unknown name
+    if os.path.exists(config["model"]):
+        from ..loading import load_any_checkpoint
+
+        load_any_checkpoint(config["model"])  # fail fast, in this process, on unreadable weights
+        config["model"] = os.path.abspath(config["model"])
+    else:
+        model_info(config["model"])  # fail fast, in this process, on an unknown name
     result = run_child(config, timeout=args.timeout)
     result["machine"] = machine_info()
     print(format_table([result]))
@@ -201,20 +201,28 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     malloc_tuned = tune_cpu_allocator() if config.get("tune_malloc", True) else False
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(0)
-    info = model_info(config["model"])
-    kwargs = dict(info.tiny_overrides) if config["tiny"] else {}
-    if config["T"] is not None:
-        kwargs["T"] = int(config["T"])
-    kwargs.update(config["model_args"])
-    model = create_model(config["model"], **kwargs)
+    if os.path.exists(config["model"]):  # a model folder, run folder or weights file
+        from ..loading import load_any_checkpoint
+
+        model = load_any_checkpoint(config["model"]).model
+        if config["T"] is not None:
+            model.set_T(int(config["T"]))
+        info = None
+    else:
+        info = model_info(config["model"])
+        kwargs = dict(info.tiny_overrides) if config["tiny"] else {}
+        if config["T"] is not None:
+            kwargs["T"] = int(config["T"])
+        kwargs.update(config["model_args"])
+        model = create_model(config["model"], **kwargs)
     n_switched = set_backend(model, config["backend"])
     set_bn_fusion(model, bool(config.get("fuse_bn", True)))
     T = int(model.T)
     B = int(config["batch_size"])
-    size = getattr(model, "img_size", info.img_size)
+    size = getattr(model, "img_size", None) or (info.img_size if info is not None else 224)
     h, w = (size, size) if isinstance(size, int) else size
     first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    in_chans = first_conv.in_channels if first_conv is not None else info.in_chans
+    in_chans = first_conv.in_channels if first_conv is not None else (info.in_chans if info is not None else 3)
     shape = (B, in_chans, h, w) if model.input_kind == "image" else (T, B, in_chans, h, w)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(shape, generator=g)

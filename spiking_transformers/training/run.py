@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
 
 __all__ = ["model_overrides", "build_model", "build_datasets", "load_run"]
@@ -73,6 +69,7 @@ def build_datasets(config: TrainConfig, *, train: bool = True, test: bool = True
     from ..data import get_dataset
 
     info = _data_info(config)
+    _check_data_dir(config, info)
     opts = dict(config.data_args)
     if info.input_kind == "events" and "T" not in opts:
         opts["T"] = config.T or info.default_T
@@ -95,6 +92,20 @@ def build_datasets(config: TrainConfig, *, train: bool = True, test: bool = True
     except KeyError as exc:
         raise ValueError(str(exc).strip("'\"")) from None
     return tr, te
+
+
+def _check_data_dir(config: TrainConfig, info) -> None:
+    """A ``data_dir`` that does not exist is an error; one that the data set never reads is said, not ignored."""
+    if config.data_dir is None:
+        return
+    folder = Path(config.data_dir)
+    if info.needs_root and not folder.is_dir():
+        raise FileNotFoundError(f"--data-dir {folder}: no such folder (data set {info.name!r} reads its files there)")
+    if not info.needs_root and not info.synthetic:
+        if not folder.exists():
+            raise FileNotFoundError(f"--data-dir {folder}: no such folder; besides, data set {info.name!r} is "
+                                    f"bundled and reads no folder: drop --data-dir or name your data set with --data")
+        log.warning("data set %r is bundled: --data-dir %s is not read", info.name, folder)
 
 
 def _set_train_policy(ds, policy, data: str) -> None:
@@ -135,39 +146,15 @@ def _test_set(config: TrainConfig, opts: dict[str, Any], info, policy, img_size:
 
 
 def load_run(path: str | Path, *, ema: bool = False) -> tuple[TrainConfig, nn.Module, Path]:
-    """Rebuild the model of a run folder, a checkpoint folder, or a ``.safetensors`` file, with its weights.
+    """Rebuild the model of a run folder, a checkpoint folder, or a ``.safetensors`` file of a run, with its weights.
 
-    The configuration comes from ``config.json`` (run folder, or the folder above a checkpoint / weights file) or
-    from the checkpoint's ``state.json``. Returns ``(config, model, weights_path)``.
+    A thin front of :func:`spiking_transformers.loading.load_any_checkpoint` for callers that need the run's
+    configuration. Returns ``(config, model, weights_path)``; raises
+    :class:`~spiking_transformers.loading.LoadError` (one line) for anything else or anything unreadable.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such run folder, checkpoint or weights file")
-    weights_name = "model_ema.safetensors" if ema else "model.safetensors"
-    config: TrainConfig | None = None
-    state_dict: dict[str, torch.Tensor] | None = None
-    weights = path
-    if path.is_dir() and (path / "state.json").is_file():  # a checkpoint folder
-        files, meta = load_checkpoint(path)
-        key = "ema" if ema else "model"
-        if key not in files:
-            raise CheckpointError(f"{path}: this checkpoint has no {'EMA ' if ema else ''}weights")
-        state_dict, config = files[key], TrainConfig.from_dict(meta["config"])
-        weights = path / f"{key}.safetensors"
-    elif path.is_dir():
-        weights = path / weights_name
-        if not weights.is_file():
-            raise FileNotFoundError(f"{path}: no {weights_name} (is it a run folder of `spiking-transformers train`?)")
-    for folder in (weights.parent, weights.parent.parent, weights.parent.parent.parent):
-        if config is None and (folder / "config.json").is_file():
-            config = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    if config is None:
-        raise FileNotFoundError(f"{path}: no config.json found next to the weights or in the run folder above")
-    if state_dict is None:
-        try:
-            state_dict = load_file(str(weights))
-        except Exception as exc:
-            raise CheckpointError(f"{weights}: unreadable safetensors file ({exc})") from None
-    model = build_model(config)
-    model.load_state_dict(state_dict)
-    return config, model, weights
+    from ..loading import LoadError, load_any_checkpoint
+
+    loaded = load_any_checkpoint(path, ema=ema)
+    if loaded.train_config is None:
+        raise LoadError(f"{path}: a {loaded.kind}, not a run of `spiking-transformers train` (no run config.json)")
+    return loaded.train_config, loaded.model, loaded.weights
