@@ -60,7 +60,6 @@ from ..layers._shapes import fold_time
 from ..layers.attention.divided_st import DividedSpaceTimeAttention, drop_path
 from ..neurons import ParametricLIF
 from ..neurons.kernels.bn_spike import bn_spike
-from ..neurons.surrogate import get_surrogate
 from ._base import SpikingModel
 from ._common import check_input_kind, make_head, official_builder
 from ._official import OfficialFamily, register_official_family
@@ -134,7 +133,9 @@ class ParametricLIAF(nn.Module):
 
 
 def _plif() -> nn.Module:
-    return ParametricLIF(init_tau=2.0, detach_reset=True, surrogate=get_surrogate("sigmoid", 4.0))
+    # spikingjelly MultiStepParametricLIFNode(detach_reset=True): tau 2 (w = 0), threshold 1, hard reset to 0,
+    # sigmoid surrogate with alpha 4
+    return ParametricLIF(init_tau=2.0, v_threshold=1.0, v_reset=0.0, surrogate="sigmoid", alpha=4.0, detach_reset=True)
 
 
 def _resolve_neuron(spike_layer: str | SpikeFactory) -> SpikeFactory:
@@ -365,7 +366,8 @@ class SpikeformerLi(SpikingModel):
         num_classes: classes (0: the head is the identity).
         img_size: square input size the position embedding is made for (other sizes are interpolated).
         in_chans: input channels (2 event polarities; 3 for images).
-        T: time steps the time embedding is made for (other T are interpolated).
+        T: time steps the time embedding is made for; an input with another number of steps is accepted, and the
+            embedding is resized to it (nearest), as upstream.
         embed_dim, depth, num_heads, mlp_ratio: transformer width, blocks, heads, MLP expansion.
         n_conv_layers, kernel_size, stride, padding: tokenizer (see :class:`SEWTokenizer`).
         drop_rate, attn_drop_rate, drop_path_rate: dropout after embeddings / projections / MLP, on attention maps,
@@ -450,6 +452,15 @@ class SpikeformerLi(SpikingModel):
         for block in self.blocks:
             nn.init.zeros_(block.attn.temporal_fc.weight)
             nn.init.zeros_(block.attn.temporal_fc.bias)
+
+    def _check_input(self, x: Tensor) -> None:
+        """The library's input checks, except that any number of time steps is valid: upstream resizes the time
+        embedding for a ``T`` other than the one it was built for (a batch-major-looking input still raises)."""
+        if isinstance(x, Tensor) and x.dim() == 5 and x.shape[0] != self.T and x.shape[1] != self.T:
+            x = x[:1].expand(self.T, *x.shape[1:])  # a view with the built T: check everything else
+        check = getattr(super(), "_check_input", None)
+        if check is not None:
+            check(x)
 
     def _pos_embed(self, gh: int, gw: int) -> Tensor:
         """Position embedding ``[1, gh*gw, E]`` for a ``gh x gw`` grid (nearest resize of the stored square grid)."""
