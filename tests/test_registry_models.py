@@ -57,7 +57,8 @@ def test_tiny_model_forward_backward(name):
     def hook(mod, _inp, out, name=None):
         scaled = out.detach() * mod.spike_scale
         assert torch.equal(scaled, scaled.round()), f"{name}: non-integer spike counts"
-        assert scaled.min() >= 0 and scaled.max() <= mod.max_level, f"{name}: spikes outside [0, {mod.max_level}]"
+        lo = mod.min_level  # 0, or -1 for a ternary neuron (spike count |output|)
+        assert scaled.min() >= lo and scaled.max() <= mod.max_level, f"{name}: spikes outside [{lo}, {mod.max_level}]"
         levels[name] = float(scaled.max())
 
     handles = [

@@ -60,10 +60,13 @@ class Neuron(nn.Module):
             the level normaliser for multi-level neurons whose output is divided by it).
         max_level: the largest number of spikes one element can carry in one time step (1 for binary neurons,
             ``D`` for a multi-level neuron with levels ``0..D``).
+        min_level: the smallest (0 for every unsigned neuron; -1 for a ternary neuron emitting -1, 0, +1, whose
+            spike count per element is ``|output * spike_scale|``).
     """
 
     spike_scale: float = 1.0
     max_level: int = 1
+    min_level: int = 0
 
     @property
     def is_binary(self) -> bool:

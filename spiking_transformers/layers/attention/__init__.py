@@ -29,6 +29,7 @@ from .ssa import SpikingSelfAttention  # registers "ssa"
 from .statten import SpatioTemporalAttention, STAttention  # registers "statten"
 from . import stmixer  # noqa: F401,E402  (registers "stmixer")
 from . import divided_st  # noqa: F401,E402  (registers "spikeformer_st")
+from . import a2os2a, dista, semm, stformer, xnor  # noqa: F401,E402  (paper-only mechanisms, reference="paper")
 
 __all__ = [
     "AttentionInfo",
