@@ -641,6 +641,8 @@ _ARCH = dict(embed_dim=384, depth=10, num_heads=16, mlp_ratio=4.0, downsample_ti
 _NOTE = (
     "train_timm.py __main__ configuration (10 blocks, width 384, 16 channel groups, 8x8 tokens, T=1). "
     "No accuracy recorded: the paper's tables were not retrieved. "
+    "Not spike-driven by the operator audit: the classifier reads the token mean of the real-valued residual stream "
+    "(no neuron before the head), and two stem convs read the raw image; every block layer takes binary spikes. "
 )
 _SML_NOTE = "Built with the SML side heads (training only; forward ignores them, forward_distill returns them). "
 
