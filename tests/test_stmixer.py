@@ -228,6 +228,11 @@ def test_our_side_heads_average_each_sample_over_its_own_steps():
     # batch independence (the official grouping mixes samples for T > 1, ours does not)
     torch.testing.assert_close(one[1][0], side[0], rtol=1e-9, atol=1e-12)
     assert model.self_distillation and not STMixer(img_size=16, embed_dim=32, depth=2, num_heads=4).self_distillation
+    # deployment: without the side heads, the same logits and the inference network's parameter count
+    n_main = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("side_heads."))
+    with torch.no_grad():
+        torch.testing.assert_close(model.remove_side_heads()(x), main, rtol=0, atol=0)
+    assert sum(p.numel() for p in model.parameters()) == n_main and not model.self_distillation
 
 
 # ---------------------------------------------------------------------------------------------------- loss

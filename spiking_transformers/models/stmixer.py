@@ -457,6 +457,13 @@ class STMixer(SpikingModel):
                 sides.append(self.side_heads[j](x))
         return (self.forward_head(x), *sides)
 
+    def remove_side_heads(self) -> "STMixer":
+        """Drop the training-only SML side heads (the inference network of the official ``sml=False``); returns
+        the model. ``forward`` is unchanged."""
+        self.side_heads = nn.ModuleList()
+        self.sml = False
+        return self
+
     def reset_classifier(self, num_classes: int) -> None:
         """New main classifier (and new side-head classifiers) with ``num_classes`` outputs."""
         super().reset_classifier(num_classes)
