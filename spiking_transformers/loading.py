@@ -464,7 +464,7 @@ def load_any_checkpoint(path: str | os.PathLike[str], *, model: str | None = Non
     """
     path = Path(path)
     if not path.exists():
-        raise LoadError(f"{path}: no such file or folder")
+        raise LoadError(f"{path}: no such run folder, model folder or weights file")
     margs = dict(model_args or {})
     if path.is_dir():
         if (path / "state.json").is_file():
@@ -485,20 +485,27 @@ def load_any_checkpoint(path: str | os.PathLike[str], *, model: str | None = Non
     state, fmt = read_weights_file(path)
     if family is not None:
         return _load_official(path, state, family, margs)
-    if fmt == "safetensors" and model is None:
+    if fmt == "safetensors":
+        # The configuration beside the weights (a model folder or a run folder above) says what they are; a
+        # MODEL named on the command line that agrees with it (the main job's `energy sdt_2_256_cifar10
+        # --checkpoint RUN/model.safetensors`) takes the run's overrides too.
         for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
             cfg = folder / CONFIG_NAME
-            if cfg.is_file():
-                data = _read_json(cfg)
-                if _is_model_config(data):
-                    spec = {k: data[k] for k in ("builder", "model", "model_args", "official_family",
-                                                 "official_kwargs") if k in data}
+            if not cfg.is_file():
+                continue
+            data = _read_json(cfg)
+            if _is_model_config(data):
+                spec = {k: data[k] for k in ("builder", "model", "model_args", "official_family",
+                                             "official_kwargs") if k in data}
+                if model is None or (model == spec.get("model") and not margs):
                     m = build_from_spec(spec)
                     load_weights_into(m, state, source=str(path), what=_describe(spec))
                     return Loaded(m.eval(), "pretrained", path, spec)
+            elif model is None or (model == data.get("model") and not margs):
                 from .training.config import TrainConfig
 
                 return _from_train_config(TrainConfig.from_dict(data), state, str(path), "run", path)
+            break
     if model is not None:
         return _load_registered(path, state, model, margs)
     found = matching_variants(state)
@@ -520,12 +527,21 @@ def _load_registered(path: Path, state: Mapping[str, Tensor], name: str, margs: 
     spec = {"builder": "registry", "model": name, "model_args": _jsonable(dict(margs))}
     m = build_from_spec(spec)
     own = m.state_dict()
+    hint = ""
+    for folder in (path.parent, path.parent.parent):
+        if (folder / CONFIG_NAME).is_file():
+            data = _read_json(folder / CONFIG_NAME)
+            hint = (f"{folder / CONFIG_NAME} says they belong to {data.get('model')}"
+                    + (f" with {data.get('model_args')}" if data.get("model_args") else "")
+                    + f": give the folder {folder} itself instead of MODEL + checkpoint")
+            break
     if set(own) == set(state):
-        load_weights_into(m, state, source=str(path), what=_describe(spec))
+        load_weights_into(m, state, source=str(path), what=_describe(spec), hint=hint)
         return Loaded(m.eval(), "safetensors", path, spec)
     fam = model_info(name).official_family
-    if fam is None:
-        load_weights_into(m, state, source=str(path), what=_describe(spec))  # raises with the key report
+    ours = len(set(own) & set(state)) >= len(state) / 2
+    if fam is None or path.suffix == ".safetensors" or ours:  # our key format, another architecture or size
+        load_weights_into(m, state, source=str(path), what=_describe(spec), hint=hint)  # raises: key report
     from .models import OfficialCheckpointError
 
     m.official_family = fam  # type: ignore[assignment]

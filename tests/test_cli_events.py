@@ -114,9 +114,14 @@ def test_frames_npy_and_png(tmp_path, capsys):
 
     scale = 8  # ceil(128 / 17): small frames are enlarged for viewing
     with Image.open(png) as im:
-        assert im.size == ((4 * 17 + 3) * scale, 17 * scale) and im.mode == "RGB"
+        # a 26-px band of frame labels (time window, events) sits above the frames
+        assert im.size == ((4 * 17 + 3) * scale, 17 * scale + 26) and im.mode == "RGB"
     rc, out, _ = run_cli(capsys, str(tmp_path / "a.bin"), "--frames", "3", "--png", str(png), "--scale", "1")
     assert rc == 0 and "per frame: 133 133 135 events" in out  # by count: the last frame takes the remainder
+    with Image.open(png) as im:
+        assert im.size == (3 * 34 + 2, 34 + 26)
+    rc, out, _ = run_cli(capsys, str(tmp_path / "a.bin"), "--frames", "3", "--png", str(png), "--scale", "1",
+                         "--no-labels")
     with Image.open(png) as im:
         assert im.size == (3 * 34 + 2, 34)
     rc, out, _ = run_cli(capsys, str(tmp_path / "a.bin"), "--png", str(png), "--json")  # default 8 frames

@@ -1,12 +1,22 @@
 """``spiking-transformers energy``: synaptic operations, firing rates, energy and the spike-driven audit.
 
     spiking-transformers energy MODEL [--checkpoint PATH] [--data NAME] [--batches N] [--json FILE] [--plot FILE]
+    spiking-transformers energy RUN_DIR | MODEL_DIR | WEIGHTS_FILE [...]
     spiking-transformers energy --compare MODEL MODEL ... [--checkpoint PATH ...]
+
+MODEL is a registered name (``--model-arg`` overrides its constructor, as ``train`` does) or a path that
+:func:`spiking_transformers.loading.load_any_checkpoint` reads: a run folder of ``train`` (whose data set is then
+the default ``--data``), a model folder of ``convert``, a checkpoint folder or a weights file.
+
+BatchNorm: a model analysed without trained weights normalises with batch statistics (``--bn-stats auto``): the
+running statistics of an initialised model (mean 0, variance 1) silence whole families, e.g. SDT at firing rate 0.
+Trained weights use their running statistics, as in deployment. ``--bn-stats batch|running`` forces either.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Iterator
 
 NAME = "energy"
@@ -14,7 +24,8 @@ HELP = "count synaptic operations (AC/MAC), firing rates and energy, and audit w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="+", metavar="MODEL", help="registered model name(s)")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="registered model name(s), or run / model folders or weights files")
     p.add_argument("--compare", action="store_true", help="put several models side by side in one table")
     p.add_argument("--checkpoint", action="append", default=None, metavar="PATH",
                    help="weights (ours or the official format); with --compare, once per model in order")
@@ -26,8 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tiny", action="store_true", help="build the variant's small test configuration")
     p.add_argument("--T", type=int, default=None, help="time steps (default: the variant's)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the variant's)")
-    p.add_argument("--bn-batch-stats", action="store_true",
-                   help="normalise BatchNorm with batch statistics (useful for a model as initialised)")
+    p.add_argument("--bn-stats", choices=("auto", "batch", "running"), default="auto",
+                   help="BatchNorm statistics: batch for a model without trained weights, running otherwise (auto, "
+                        "the default), or forced")
+    p.add_argument("--bn-batch-stats", action="store_true", help="same as --bn-stats batch")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="constructor override of a registered MODEL, repeatable (e.g. embed_dim=64, as in train)")
     p.add_argument("--binary-expansion", action="store_true",
                    help="analyse multi-level models in their binary form (each integer k as k spikes over D steps)")
     p.add_argument("--memory", action="store_true", help="also estimate memory-access energy (reported apart)")
@@ -37,59 +52,68 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="FILE", help="write a PNG figure")
 
 
-def _build(name: str, args: argparse.Namespace, checkpoint: str | None, data_info: Any) -> tuple[Any, list[str]]:
-    from ..models import create_model, model_info
+class _Subject:
+    """One model to analyse: the model, its display name, where its weights came from, and its input."""
 
-    info = model_info(name)
+    def __init__(self, model: Any, name: str, trained: bool, notes: list[str], data: str | None = None,
+                 data_dir: str | None = None) -> None:
+        self.model, self.name, self.trained, self.notes = model, name, trained, notes
+        self.data, self.data_dir = data, data_dir
+
+    def input_shape(self) -> tuple[str, int, int | tuple[int, int]]:
+        """``(input_kind, channels, image size)`` from the model itself."""
+        m = self.model
+        chans = m.expected_in_chans() if hasattr(m, "expected_in_chans") else None
+        size = getattr(m, "img_size", None)
+        return getattr(m, "input_kind", "image"), int(chans or 3), size if size is not None else 224
+
+
+def _subject(item: str, args: argparse.Namespace, checkpoint: str | None) -> _Subject:
+    """A registered name (built, with ``--checkpoint`` loaded) or a path (loaded as it is)."""
+    import os
+
+    from ._common import parse_model_args
+    from ..loading import load_any_checkpoint
+    from ..models import create_model, list_models, model_info
+
+    model_args = parse_model_args(args.model_arg)
+    if item not in list_models() and os.path.exists(item):
+        if checkpoint is not None or args.tiny or model_args or args.img_size is not None:
+            raise ValueError(f"{item}: a saved model brings its own weights and configuration; --checkpoint, "
+                             "--tiny, --model-arg and --img-size apply to registered model names")
+        loaded = load_any_checkpoint(item)
+        notes = [*loaded.notes, f"weights: {loaded.weights} ({loaded.kind})"]
+        if args.T is not None:
+            loaded.model.set_T(args.T)
+        cfg = loaded.train_config
+        name = Path(item).name if loaded.kind == "run" else loaded.name
+        return _Subject(loaded.model, name, True, notes, cfg.data if cfg is not None else None,
+                        cfg.data_dir if cfg is not None else None)
+    info = model_info(item)  # an unknown name: one line with "did you mean"
     overrides: dict[str, Any] = dict(info.tiny_overrides) if args.tiny else {}
     if args.T is not None:
         overrides["T"] = args.T
     if args.img_size is not None:
         overrides["img_size"] = args.img_size
-    if data_info is not None:
-        overrides["in_chans"] = data_info.in_chans
-        if data_info.num_classes:
-            overrides["num_classes"] = data_info.num_classes
-    model = create_model(name, **overrides)
+    overrides.update(model_args)
     notes = []
     if args.tiny:
         notes.append(f"tiny configuration: {info.tiny_overrides}")
+    if model_args:
+        notes.append(f"constructor overrides: {model_args}")
     if checkpoint is None:
+        model = create_model(item, **overrides)
         notes.append("no checkpoint: the model is analysed AS INITIALISED (random weights); "
                      "firing rates and energy of a trained model differ")
-    else:
-        _load(model, checkpoint, info.official_family)
-        notes.append(f"weights: {checkpoint}")
-    return model, notes
+        return _Subject(model, item, False, notes)
+    loaded = load_any_checkpoint(checkpoint, model=item, model_args=overrides)
+    notes.append(f"weights: {checkpoint} ({loaded.kind})")
+    cfg = loaded.train_config
+    return _Subject(loaded.model, item, True, notes, cfg.data if cfg is not None else None,
+                    cfg.data_dir if cfg is not None else None)
 
 
-def _load(model: Any, path: str, official_family: str | None) -> None:
-    from ..models import load_official_checkpoint, load_official_state_dict
-
-    state = load_official_checkpoint(path)  # weights-only read, unwrapped
-    own = model.state_dict()
-    if set(state) == set(own):
-        model.load_state_dict(state, strict=True)
-        return
-    if official_family is None:
-        missing = sorted(set(own) - set(state))[:5]
-        raise ValueError(f"{path}: keys do not match the model (missing e.g. {missing}) and the variant has no "
-                         "official converter")
-    model.official_family = official_family
-    load_official_state_dict(model, state)
-
-
-def _input_shape(model: Any, name: str, args: argparse.Namespace) -> tuple[str, int, int]:
-    from ..models import model_info
-
-    info = model_info(name)
-    tiny = info.tiny_overrides if args.tiny else {}
-    img = args.img_size or tiny.get("img_size", info.img_size)
-    chans = tiny.get("in_chans", info.in_chans)
-    return getattr(model, "input_kind", info.input_kind), int(chans), int(img)
-
-
-def _batches(model: Any, name: str, args: argparse.Namespace, dataset: Any) -> Iterator[Any]:
+def _batches(subject: _Subject, args: argparse.Namespace, dataset: Any) -> Iterator[Any]:
     import torch
 
     if dataset is not None:
@@ -102,31 +126,45 @@ def _batches(model: Any, name: str, args: argparse.Namespace, dataset: Any) -> I
                 break
             yield batch[0]
         return
-    kind, chans, img = _input_shape(model, name, args)
+    kind, chans, img = subject.input_shape()
+    h, w = (img, img) if isinstance(img, int) else tuple(img)
     gen = torch.Generator().manual_seed(args.seed)
+    dtype = next(subject.model.parameters()).dtype
     for _ in range(args.batches):
         if kind == "events":
-            yield (torch.rand(model.T, args.batch_size, chans, img, img, generator=gen) < 0.1).float()
+            yield (torch.rand(subject.model.T, args.batch_size, chans, h, w, generator=gen) < 0.1).to(dtype)
         else:
-            yield torch.randn(args.batch_size, chans, img, img, generator=gen)
+            yield torch.randn(args.batch_size, chans, h, w, generator=gen).to(dtype)
 
 
-def _dataset(args: argparse.Namespace, name: str) -> Any:
-    if not args.data:
+def _dataset(args: argparse.Namespace, subject: _Subject) -> Any:
+    data = args.data or subject.data
+    if not data:
         return None
-    from ..data import dataset_info, get_dataset
-    from ..models import model_info
+    from ..training.config import TrainConfig
+    from ..training.run import build_datasets
 
-    info = model_info(name)
-    tiny = info.tiny_overrides if args.tiny else {}
-    img = args.img_size or tiny.get("img_size", info.img_size)
-    options: dict[str, Any] = {"img_size": img}
-    if dataset_info(args.data).input_kind == "events":
-        options["T"] = args.T or tiny.get("T", info.default_T)
-    return get_dataset(args.data, args.split, root=args.data_dir, **options)
+    model = subject.model
+    size = getattr(model, "img_size", None)
+    config = TrainConfig(data=data, data_dir=args.data_dir or (subject.data_dir if not args.data else None),
+                         data_args={"img_size": size} if isinstance(size, int) else {}, T=int(model.T))
+    if args.split == "train":
+        dataset, _ = build_datasets(config.replace(augment={}), train=True, test=False)
+    else:
+        _, dataset = build_datasets(config, train=False, test=True)
+    chans = subject.input_shape()[1]
+    if dataset.info.in_chans != chans:
+        raise ValueError(f"{subject.name} takes {chans}-channel input but data set {data!r} has "
+                         f"{dataset.info.in_chans}; pick a data set of the model's input")
+    return dataset
 
 
-def _analyse(name: str, args: argparse.Namespace, checkpoint: str | None) -> Any:
+def _bn_batch_stats(args: argparse.Namespace, subject: _Subject) -> bool:
+    mode = "batch" if args.bn_batch_stats else args.bn_stats
+    return (not subject.trained) if mode == "auto" else mode == "batch"
+
+
+def _analyse(item: str, args: argparse.Namespace, checkpoint: str | None) -> Any:
     import contextlib
 
     import torch
@@ -134,16 +172,22 @@ def _analyse(name: str, args: argparse.Namespace, checkpoint: str | None) -> Any
     from ..analysis import analyze
 
     torch.manual_seed(args.seed)
-    dataset = _dataset(args, name)
-    model, notes = _build(name, args, checkpoint, dataset.info if dataset is not None else None)
+    subject = _subject(item, args, checkpoint)
+    model, notes = subject.model, subject.notes
+    dataset = _dataset(args, subject)
     if dataset is not None:
-        notes.append(f"data: {args.data} ({args.split}), {args.batches} batch(es) of {args.batch_size}")
+        notes.append(f"data: {args.data or subject.data} ({args.split}), {args.batches} batch(es) of "
+                     f"{args.batch_size}")
     else:
-        kind, chans, img = _input_shape(model, name, args)
+        kind, chans, img = subject.input_shape()
         what = "Bernoulli(0.1) event frames" if kind == "events" else "standard-normal images"
-        notes.append(f"data: RANDOM inputs ({what}, {chans}x{img}x{img}; pass --data NAME for real data)")
-    if args.bn_batch_stats:
-        notes.append("BatchNorm uses batch statistics (--bn-batch-stats)")
+        notes.append(f"data: RANDOM inputs ({what}, {chans}x{img}; pass --data NAME for real data)")
+    batch_stats = _bn_batch_stats(args, subject)
+    if batch_stats:
+        why = "" if (args.bn_batch_stats or args.bn_stats == "batch") else (
+            " (no trained weights: an initialised model's running statistics silence its neurons; "
+            "--bn-stats running to keep them)")
+        notes.append(f"BatchNorm uses batch statistics{why}")
     expand: Any = contextlib.nullcontext()
     if args.binary_expansion:
         from ..export.binary_expansion import binary_expanded
@@ -151,12 +195,15 @@ def _analyse(name: str, args: argparse.Namespace, checkpoint: str | None) -> Any
         expand = binary_expanded(model)
         notes.append("binary expansion: every multi-level neuron emits its integer as binary spikes over D steps")
     with expand:
-        report = analyze(model, _batches(model, name, args, dataset), name=name, batch_stats=args.bn_batch_stats,
+        report = analyze(model, _batches(subject, args, dataset), name=subject.name, batch_stats=batch_stats,
                          memory=args.memory)
-    if checkpoint is None and not args.bn_batch_stats and report.totals["firing_rate"] < 1e-2:
-        notes.append(f"mean firing rate {report.totals['firing_rate']:.4f}: an initialised model's BatchNorm running "
-                     "statistics silence most neurons; --bn-batch-stats normalises with batch statistics instead")
+    if report.totals["firing_rate"] < 1e-2:
+        hint = ("--bn-stats batch normalises with batch statistics" if not batch_stats
+                else "the inputs may not suit the model (try --data)")
+        notes.append(f"mean firing rate {report.totals['firing_rate']:.4f}: almost every neuron is silent; {hint}")
     report.notes[:0] = notes
+    if args.compare:  # the comparison lists every model's notes together: say whose each is
+        report.notes = [f"{subject.name}: {n}" for n in report.notes]
     return report
 
 

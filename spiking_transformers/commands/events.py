@@ -71,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=_positive, default=None,
                    help=f"PNG pixel scale (default: enough for frames >= {_MIN_PNG_HEIGHT} px tall)")
     p.add_argument("--npy", type=Path, default=None, metavar="OUT.npy", help="write the int32 frames [T, 2, H, W]")
+    p.add_argument("--no-crop", action="store_true",
+                   help="PNG: draw the whole sensor (default: crop to the events' extent when they fill less than "
+                        "half of it, e.g. a 34x34 digit on a 128x128 sensor)")
+    p.add_argument("--no-labels", action="store_true", help="PNG: no frame labels (time window, events) above frames")
     p.add_argument("--json", dest="as_json", action="store_true", help="print the summary as JSON")
 
 
@@ -217,13 +221,74 @@ def _frames(args: argparse.Namespace, events: np.ndarray, sensor: tuple[int, int
         np.save(args.npy, frames, allow_pickle=False)
         out["wrote"].append(str(args.npy))
     if args.png is not None:
-        rgb = frames_to_rgb_strip(frames)
-        scale = args.scale or max(1, -(-_MIN_PNG_HEIGHT // frames.shape[2]))
+        shown, crop = frames, ""
+        if not args.no_crop:
+            shown, crop = _crop_to_events(frames)
+        rgb = frames_to_rgb_strip(shown)
+        scale = args.scale or max(1, -(-_MIN_PNG_HEIGHT // shown.shape[2]))
         if scale > 1:  # nearest-neighbour enlargement keeps every pixel a crisp square
             rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+        labelled = ""
+        if not args.no_labels:
+            windows = _frame_windows(events, frames.shape[0], args.split_by)
+            texts = [f"{i + 1}: {a / 1e3:.1f}-{b / 1e3:.1f} ms|{n:,} ev" for i, ((a, b), n)
+                     in enumerate(zip(windows, out["events_per_frame"]))]
+            rgb, labelled = _label_strip(rgb, texts, tile=shown.shape[3] * scale, gap=scale)
         _write_png(args.png, rgb)
-        out["wrote"].append(f"{args.png} ({rgb.shape[1]}x{rgb.shape[0]} px, ON red / OFF blue)")
+        out["wrote"].append(f"{args.png} ({rgb.shape[1]}x{rgb.shape[0]} px, ON red / OFF blue{crop}{labelled})")
     return out
+
+
+def _crop_to_events(frames: np.ndarray) -> tuple[np.ndarray, str]:
+    """Frames cut to the events' bounding box (2 px margin) when it fills under half the sensor each way."""
+    active = frames.sum(axis=(0, 1)) > 0
+    if not active.any():
+        return frames, ""
+    ys, xs = np.nonzero(active)
+    h, w = active.shape
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    if (y1 - y0) * 2 > h and (x1 - x0) * 2 > w:
+        return frames, ""
+    y0, x0, y1, x1 = max(y0 - 2, 0), max(x0 - 2, 0), min(y1 + 2, h), min(x1 + 2, w)
+    return frames[:, :, y0:y1, x0:x1], f", cropped to the events' extent x {x0}..{x1 - 1}, y {y0}..{y1 - 1} " \
+                                      f"(--no-crop: whole sensor)"
+
+
+def _frame_windows(events: np.ndarray, T: int, split_by: str) -> list[tuple[float, float]]:
+    """The time window (µs, from the first event) of each frame, as ``events_to_frames`` splits them."""
+    t = np.sort(events["t"].astype(np.int64))
+    if t.size == 0:
+        return [(0.0, 0.0)] * T
+    t = t - t[0]
+    if split_by == "time":
+        span = float(t[-1] + 1)
+        return [(span * i / T, span * (i + 1) / T) for i in range(T)]
+    n = t.size
+    per = max(n // T, 1)
+    out = []
+    for i in range(T):
+        lo = min(i * per, n - 1)
+        hi = n - 1 if i == T - 1 else min((i + 1) * per - 1, n - 1)
+        out.append((float(t[lo]), float(t[hi])))
+    return out
+
+
+def _label_strip(rgb: np.ndarray, texts: list[str], *, tile: int, gap: int) -> tuple[np.ndarray, str]:
+    """A band above the strip with each frame's label (two lines split at ``|``); needs Pillow, else unchanged."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        return rgb, ""
+    band = 26
+    img = Image.new("RGB", (rgb.shape[1], rgb.shape[0] + band), (255, 255, 255))
+    img.paste(Image.fromarray(rgb, "RGB"), (0, band))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    for i, text in enumerate(texts):
+        x = i * (tile + gap) + 2
+        for j, line in enumerate(text.split("|")):
+            draw.text((x, 1 + 12 * j), line, fill=(0, 0, 0), font=font)
+    return np.asarray(img), ", frames labelled with time window and events"
 
 
 def _describe(args: argparse.Namespace) -> int:

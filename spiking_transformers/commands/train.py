@@ -38,7 +38,7 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    # No ArgumentDefaultsHelpFormatter: the defaults come from the recipe, and the help strings say them once.
     g = p.add_argument_group("what to train")
     g.add_argument("--recipe", help=f"training recipe (name from --list-recipes, or a YAML path); default "
                                     f"{DEFAULT_RECIPE!r} when --model is not given either")
@@ -83,7 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
     g.add_argument("--save-every-steps", type=int, help="also checkpoint every N optimiser steps")
     g.add_argument("--keep-last", type=int, help="checkpoints kept (besides the best)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar (default: a bar when stderr is a terminal; one line per epoch in a log)")
     g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None,
                    help="no TensorBoard event files even if tensorboard is installed")
 
@@ -96,11 +97,22 @@ _FLAG_FIELDS = (
 )
 
 
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def config_from_args(args: argparse.Namespace):
     """The resolved :class:`TrainConfig`: defaults, then the recipe, then the flags that were given."""
     from ..training.config import TrainConfig, resolve_config
 
     overrides: dict[str, Any] = {f: getattr(args, f) for f in _FLAG_FIELDS}
+    if overrides["progress"] is None and not _stderr_is_terminal():
+        overrides["progress"] = False  # a redirected log gets the per-epoch lines, not thousands of bar redraws
     overrides.update(dict(args.set))
     if args.model_arg:
         overrides["model_args"] = dict(args.model_arg)
@@ -139,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         # Only settings that cannot change the numbers may differ on resume.
         changes = {k: getattr(args, k) for k in ("threads", "progress", "num_workers", "device", "tensorboard")
                    if getattr(args, k) is not None}
+        if args.progress is None and not _stderr_is_terminal():
+            changes["progress"] = False
         config = config.replace(**changes)
     else:
         config = config_from_args(args)
@@ -158,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(model, config, train_set, test_set, out_dir=config.out, env=env)
     metrics = trainer.fit(resume=bool(args.resume))
     if env.is_main:
+        _explain_chance(metrics, trainer, config)
         print(
             f"test accuracy {metrics['test_top1']:.2f}% (top-5 {metrics['test_top5']:.2f}%), "
             f"mean firing rate {metrics['firing_rate']:.4f}, best {metrics['best_top1']:.2f}% at epoch "
@@ -169,3 +184,22 @@ def run(args: argparse.Namespace) -> int:
         dist.barrier()
         dist.destroy_process_group()
     return 0
+
+
+def _explain_chance(metrics: dict[str, Any], trainer: Any, config: Any) -> None:
+    """Say why a run whose training accuracy is far above its test accuracy (a short run) scores near chance.
+
+    BatchNorm's running statistics (momentum 0.1) trail weights that moved fast; in eval mode the shifted
+    normalisation silences most neurons (see ``training/bn_stats.py``). ``eval --recalibrate-bn`` re-estimates them.
+    """
+    history = getattr(getattr(trainer, "log", None), "history", None) or []
+    if not history or metrics.get("test_top1") is None:
+        return
+    train_top1, test_top1 = float(history[-1].get("train_top1", 0.0)), float(metrics["test_top1"])
+    classes = max(int(getattr(trainer.model, "num_classes", 10)), 2)
+    if test_top1 < 2.0 * 100.0 / classes and train_top1 > test_top1 + 25.0:
+        log.warning(
+            "test accuracy %.1f%% is near chance while training accuracy is %.1f%%: after a short run BatchNorm's "
+            "running statistics trail the weights and silence the neurons in eval mode (firing rate %.3f). "
+            "`spiking-transformers eval %s --recalibrate-bn 20` re-estimates them; more epochs avoid it",
+            test_top1, train_top1, float(metrics.get("firing_rate") or 0.0), config.out)

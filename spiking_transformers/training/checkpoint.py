@@ -214,5 +214,7 @@ class CheckpointManager:
                 continue
             return path, files, meta
         if errors:
-            raise CheckpointError("no usable checkpoint in " + str(self.dir) + ":\n  " + "\n  ".join(errors))
+            raise CheckpointError(
+                f"no usable checkpoint in {self.dir}: all {len(errors)} are damaged (newest: {errors[0]}); "
+                f"start afresh without --resume (another --out), or restore the folder from a copy")
         return None
