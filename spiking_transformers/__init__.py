@@ -11,6 +11,7 @@ from .models import (
     load_official_state_dict,
     model_info,
 )
+from .loading import LoadError, from_pretrained, load, load_any_checkpoint, save_pretrained
 
 __version__ = "0.1.0"
 
@@ -24,5 +25,10 @@ __all__ = [
     "convert_official_state_dict",
     "load_official_state_dict",
     "load_official_checkpoint",
+    "load",
+    "load_any_checkpoint",
+    "from_pretrained",
+    "save_pretrained",
+    "LoadError",
     "__version__",
 ]
