@@ -837,14 +837,22 @@ class STNet(nn.Module):
         """One search frame: ``x_pos, x_neg [T_e, B, 3, H, W]``, the SNN state (``None``: at rest) and the template
         kernels -> ``score [B, HW, 1]`` (sigmoid(cls) * sigmoid(ctr)), ``bbox [B, HW, 4]`` (x0 y0 x1 y1 in the crop),
         ``cls_prob``, ``ctr_prob`` and the SNN state after the frame."""
+        cls, ctr, bbox, state = self.track_logits(x_pos, x_neg, state, kernels, cell)
+        cls_p, ctr_p = torch.sigmoid(cls), torch.sigmoid(ctr)
+        return cls_p * ctr_p, bbox, cls_p, ctr_p, state
+
+    def track_logits(self, x_pos: Tensor, x_neg: Tensor, state: Sequence[Tensor | None] | None,
+                     kernels: tuple[Tensor, Tensor], cell: ThresholdCell | None = None
+                     ) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """:meth:`track` before the sigmoids (what the SiamFC++ losses take): ``cls [B, HW, 1]``, ``ctr [B, HW, 1]``
+        logits, ``bbox [B, HW, 4]`` and the SNN state."""
         self._check(x_pos, x_neg, "x", 5)
         f_x, state = self._features(x_pos, x_neg, state, False, cell)
         c_z_k, r_z_k = kernels
         c_out = xcorr_depthwise(self.c_x(f_x), c_z_k)
         r_out = xcorr_depthwise(self.r_x(f_x), r_z_k)
         cls, ctr, bbox = self.head(c_out, r_out, x_pos.shape[-1])
-        cls_p, ctr_p = torch.sigmoid(cls), torch.sigmoid(ctr)
-        return cls_p * ctr_p, bbox, cls_p, ctr_p, state
+        return cls, ctr, bbox, state
 
     def forward(self, z_pos: Tensor, z_neg: Tensor, x_pos: Tensor, x_neg: Tensor) -> list[Tensor]:
         """Template, then each of the ``F`` search frames with the SNN state carried from one to the next.
