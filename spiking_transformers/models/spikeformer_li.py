@@ -41,6 +41,8 @@ Readings and choices:
       arithmetically and leaves fresh BatchNorm statistics.
     * Drop path draws one mask per token position (temporal residual), per frame (spatial residual) and per time
       step (MLP residual), the granularity of the layouts upstream applies ``DropPath`` to.
+    * Spike-driven audit: not purely spiking. Besides the softmax attention on real tokens, the first SEW block's
+      shortcut conv sees the average-pooled input (real values), and the tokenizer emits sums of spikes.
     * An odd number of tokenizer blocks with a list of strides, a stride list shorter than the number of blocks,
       or sizes at which a block's two paths disagree fail upstream inside the constructor; here they raise a
       ``ValueError`` naming the problem.
@@ -236,7 +238,9 @@ def tokenizer_widths(in_chans: int, embed_dim: int, n_conv_layers: int, list_str
     if not list_strides:
         return [in_chans] + [embed_dim // 2 ** (n_conv_layers - i - 1) for i in range(n_conv_layers - 1)] + [embed_dim]
     if n_conv_layers % 2:
-        raise ValueError(f"with a list of strides n_conv_layers must be even (widths come in pairs), got {n_conv_layers}")
+        raise ValueError(
+            f"with a list of strides n_conv_layers must be even (widths come in pairs), got {n_conv_layers}"
+        )
     half = n_conv_layers // 2
     widths = [in_chans]
     for i in range(half - 1):
@@ -652,7 +656,10 @@ register_official_family(
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Registered variants (the three factories of dvscifar10/spikeformer.py)
+# Registered variants: the two DVS factories of dvscifar10/spikeformer.py. The ImageNet factory
+# PLIAF_spikeformer_7_3x2x4 is built by ``from_official("spikeformer_li", dict(..., act_layer="pliaf"))`` (39,320,836
+# parameters, the official count) but not registered: its neurons emit analog ReLU(membrane) values, none is a spiking
+# ``Neuron``, and the registry's generic checks (every variant's neurons fire integer spike counts) do not apply.
 
 _TINY = dict(depth=1, embed_dim=32, num_heads=4, img_size=32, T=2, n_conv_layers=2, stride=(2, 1))
 _COMMON = dict(
