@@ -44,6 +44,7 @@ from ._common import (
     to_2tuple,
     trunc_normal_init,
 )
+from ._grad_checkpoint import checkpoint_module
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -155,18 +156,26 @@ class SpikeDrivenTransformer(SpikingModel):
         # The official initialisation: truncated normal (std 0.02) convs with zero bias, BN at identity (PyTorch's
         # default); the classifier keeps PyTorch's default Linear init.
         self.apply(trunc_normal_init(nn.Conv2d))
+        self.grad_checkpointing = False
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
         """Real-valued stream after the tokenizer and after each block, each ``[T, B, D, H', W']``.
 
         SDT V1 has one scale (``H' x W'`` = :attr:`grid_size`); the last entry is :meth:`forward_features`.
         """
-        x = self.patch_embed(self.encode_input(x))
+        x = self.encode_input(x)
+        ckpt = self.grad_checkpointing
+        x = checkpoint_module(self.patch_embed, x) if ckpt else self.patch_embed(x)
         out = [x]
         for blk in self.block:
-            x = blk(x)
+            x = checkpoint_module(blk, x) if ckpt else blk(x)
             out.append(x)
         return out
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Memory mode (timm's name): keep only the input of the tokenizer and of each block for backward and
+        recompute the rest there; same outputs, gradients and running statistics (see ``_grad_checkpoint.py``)."""
+        self.grad_checkpointing = bool(enable)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> real-valued feature map ``[T, B, D, H', W']``."""

@@ -52,6 +52,7 @@ from ._common import (
     to_2tuple,
     trunc_normal_init,
 )
+from ._grad_checkpoint import checkpoint_module
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -160,6 +161,7 @@ class Spikformer(SpikingModel):
         )
         self.head = make_head(embed_dim, num_classes)
         self.apply(trunc_normal_init(nn.Linear))
+        self.grad_checkpointing = False
 
     def forward_intermediates(self, x: Tensor) -> list[Tensor]:
         """Tokens after the tokenizer and after each block, each ``[T, B, N, D]`` (non-negative integers).
@@ -169,12 +171,18 @@ class Spikformer(SpikingModel):
         """
         x = self.encode_input(x)
         grid = self.patch_embed.grid_size((x.shape[-2], x.shape[-1]))
-        x = self.patch_embed(x)
+        ckpt = self.grad_checkpointing
+        x = checkpoint_module(self.patch_embed, x) if ckpt else self.patch_embed(x)
         out = [x]
         for blk in self.block:
-            x = blk(x, grid)
+            x = checkpoint_module(blk, x, grid) if ckpt else blk(x, grid)
             out.append(x)
         return out
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Memory mode (timm's name): keep only the input of the tokenizer and of each block for backward and
+        recompute the rest there; same outputs, gradients and running statistics (see ``_grad_checkpoint.py``)."""
+        self.grad_checkpointing = bool(enable)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` (non-negative integers)."""
