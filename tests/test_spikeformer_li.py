@@ -177,6 +177,23 @@ def test_temporal_attention_against_an_explicit_softmax():
         torch.testing.assert_close(attn.temporal_residual(x)[:, 0, 1], expected.detach(), rtol=1e-12, atol=1e-12)
 
 
+def test_drop_path_granularity_is_the_official_one():
+    # upstream DropPath acts on (b h w) t m (temporal), (b t) (h w) m (spatial) and t b (h w) m (MLP) tensors
+    attn = DividedSpaceTimeAttention(8, 2, drop_path=0.5).double().train()
+    with torch.no_grad():
+        attn.temporal_fc.weight.copy_(torch.eye(8))
+        attn.temporal_fc.bias.zero_()
+    x = torch.randn(4, 3, 10, 8, dtype=torch.float64)
+    with torch.no_grad():
+        dropped_t = (attn.temporal_residual(x) == 0).all(-1)  # [T, B, N]
+        dropped_s = (attn.spatial_residual(x) == 0).all(-1)
+    assert dropped_t.any() and not dropped_t.all() and (dropped_t == dropped_t[:1]).all()  # per (b, n), all steps
+    assert dropped_s.any() and not dropped_s.all() and (dropped_s == dropped_s[..., :1]).all()  # per (t, b) frame
+    attn.eval()
+    with torch.no_grad():
+        assert not (attn.temporal_residual(x) == 0).all(-1).any()  # no drop in eval
+
+
 # ------------------------------------------------------------------------------------------------------ neurons
 def _plif_reference(x: torch.Tensor, w: float, analog: bool) -> torch.Tensor:
     k = 1.0 / (1.0 + math.exp(-w))
