@@ -109,3 +109,29 @@ def test_off_in_eval_is_plain():
         ref = model(x)
         model.set_grad_checkpointing(True)
         assert torch.equal(model(x), ref)
+
+
+def test_train_flag_reaches_the_model():
+    from spiking_transformers.cli import build_parser
+    from spiking_transformers.commands.train import config_from_args
+    from spiking_transformers.training import TrainConfig
+    from spiking_transformers.training.trainer import Trainer
+
+    args = build_parser().parse_args(["train", "--model", "spikformer_4_384_cifar10", "--grad-checkpointing"])
+    assert config_from_args(args).grad_checkpointing is True
+    assert config_from_args(build_parser().parse_args(["train"])).grad_checkpointing is False
+
+    data = torch.utils.data.TensorDataset(torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+    cfg = TrainConfig(grad_checkpointing=True, batch_size=4, device="cpu", progress=False, tensorboard=False)
+    model = _tiny("spikformer_4_384_cifar10")
+    Trainer(model, cfg, data, data)
+    assert model.grad_checkpointing is True
+
+    class NoMode(torch.nn.Module):
+        num_classes = 10
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="set_grad_checkpointing"):
+        Trainer(NoMode(), cfg, data, data)

@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fuse-bn", action="store_true",
                    help="train: keep BatchNorm and neuron apart (default: fused, only the BN input saved; bn_spike.py)")
     p.add_argument("--fold-bn", action="store_true", help="eval: fold BatchNorm into the preceding conv/linear")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="train: memory mode, model.set_grad_checkpointing(True) (recompute each block in backward)")
     p.add_argument("--best", action="store_true", help="cpp back end + every applicable option above")
     p.add_argument("--tiny", action="store_true", help="use the variant's tiny_overrides (a quick smoke run)")
     p.add_argument("--no-tune-malloc", action="store_true",
@@ -83,6 +85,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         warmup=args.warmup,
         compact_saves=bool(args.compact_saves or (args.best and args.mode == "train")),
         fold_bn=bool(args.fold_bn or (args.best and args.mode == "eval")),
+        grad_checkpointing=bool(getattr(args, "grad_checkpointing", False)),
         tiny=bool(args.tiny),
         tune_malloc=not args.no_tune_malloc,
         fuse_bn=not args.no_fuse_bn,
@@ -134,7 +137,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             "samples/s", "peak RSS GB"]
     body = []
     for r in rows:
-        opts = ",".join(k for k in ("compact_saves", "fold_bn") if r.get(k))
+        opts = ",".join(k for k in ("compact_saves", "fold_bn", "grad_checkpointing") if r.get(k))
         if r["mode"] == "train" and not r.get("fuse_bn", True):
             opts = ",".join(filter(None, [opts, "unfused_bn"]))
         if not r.get("malloc_tuned"):
@@ -232,6 +235,10 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     if config["mode"] == "train":
         if config["compact_saves"]:
             compact_spike_saves(model)
+        if config.get("grad_checkpointing"):
+            if not hasattr(model, "set_grad_checkpointing"):
+                raise ValueError(f"--grad-checkpointing: {type(model).__name__} has no set_grad_checkpointing")
+            model.set_grad_checkpointing(True)
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 

@@ -71,6 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tet", action=argparse.BooleanOptionalAction, default=None, help="TET loss on per-step logits")
     g.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="synchronise BatchNorm statistics over processes (default: per-process statistics)")
+    g.add_argument("--grad-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="memory mode: recompute each block's activations in backward (same gradients, less memory)")
     g.add_argument("--set", action="append", type=_key_value, default=[], metavar="FIELD=VALUE",
                    help="set any configuration field (see docs/training.md), repeatable")
 
@@ -92,8 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 _FLAG_FIELDS = (
     "model", "data", "data_dir", "T", "epochs", "cooldown_epochs", "warmup_epochs", "batch_size", "grad_accum", "opt",
     "lr", "min_lr", "weight_decay", "clip_grad", "ema_decay", "amp", "label_smoothing", "mixup", "cutmix", "tet",
-    "sync_bn", "seed", "threads", "num_workers", "device", "save_every_steps", "keep_last", "progress", "tensorboard",
-    "out",
+    "sync_bn", "grad_checkpointing", "seed", "threads", "num_workers", "device", "save_every_steps", "keep_last",
+    "progress", "tensorboard", "out",
 )
 
 
@@ -149,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--resume {args.resume}: no config.json there (not a run folder)")
         config = TrainConfig.from_json(cfg_path).replace(out=str(args.resume))
         # Only settings that cannot change the numbers may differ on resume.
-        changes = {k: getattr(args, k) for k in ("threads", "progress", "num_workers", "device", "tensorboard")
+        changes = {k: getattr(args, k) for k in ("threads", "progress", "num_workers", "device", "tensorboard",
+                                                 "grad_checkpointing")
                    if getattr(args, k) is not None}
         if args.progress is None and not _stderr_is_terminal():
             changes["progress"] = False

@@ -45,6 +45,7 @@ class TrainConfig:
     Run:
         seed, threads (CPU threads per process; 0: ``min(2, cpu_count)``), num_workers, device ("auto"),
         out (run folder), save_every_steps (mid-epoch checkpoints; 0: only at epoch ends), keep_last, sync_bn,
+        grad_checkpointing (memory mode: ``model.set_grad_checkpointing(True)``, same numbers, less memory),
         progress (tqdm bar), tensorboard (write event files when tensorboard is installed), recipe (name of the
         recipe this config started from), augment (the recipe's official augmentation: on image data the
         policy of :class:`~spiking_transformers.data.augment.AugmentPolicy` (RandAugment, random erasing, random
@@ -94,6 +95,7 @@ class TrainConfig:
     save_every_steps: int = 0
     keep_last: int = 2
     sync_bn: bool = False
+    grad_checkpointing: bool = False
     progress: bool = True
     tensorboard: bool = True
     recipe: str | None = None

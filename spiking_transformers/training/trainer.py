@@ -196,6 +196,11 @@ class Trainer:
         self.local_batch = c.batch_size // env.world_size
 
         model = model.to(self.device)
+        if c.grad_checkpointing:  # memory mode: same numbers, activations recomputed block by block in backward
+            if not hasattr(model, "set_grad_checkpointing"):
+                raise ValueError(f"grad_checkpointing: {type(model).__name__} has no set_grad_checkpointing (memory "
+                                 f"mode exists for the Spikformer and SDT V1 backbones)")
+            model.set_grad_checkpointing(True)
         if c.sync_bn and env.distributed:
             model = convert_sync_batchnorm(model, self.device)
         self.model = model
