@@ -153,3 +153,78 @@ def test_tracker_runs_on_a_synthetic_sequence():
         STNetTracker(model, TrackerConfig())
     with pytest.raises(RuntimeError, match="init"):
         STNetTracker(model, TrackerConfig(z_size=59, x_size=171)).update(seq.pos[0], seq.neg[0])
+
+
+def test_densebox_target_by_hand():
+    from spiking_transformers.tracking.losses import densebox_target
+
+    # x_size 171, score 9, stride 8: offset (170 - 64) // 2 = 53, cells at 53, 61, ..., 117.
+    gt = torch.tensor([[60.0, 50.0, 80.0, 70.0]])  # cells strictly inside: x 61, 69, 77; y 53, 61, 69
+    cls, ctr, box = densebox_target(gt, 171, 9, 8)
+    grid = cls[0, :, 0].view(9, 9)
+    assert grid.sum() == 9 and grid[0:3, 1:4].all()
+    # centre-ness of cell (x 69, y 61): l 9, r 11, t 11, b 9 -> sqrt(9/11 * 9/11)
+    assert ctr[0, 1 * 9 + 2, 0].item() == pytest.approx(9 / 11, rel=1e-5)
+    assert ctr[0, 0, 0].item() == 0.0 and (box[0, 0] == 0).all()
+    torch.testing.assert_close(box[0, 1 * 9 + 2], gt[0])
+
+
+def test_siamfcpp_losses_by_hand():
+    from spiking_transformers.tracking.losses import centerness_bce, iou_loss, sigmoid_ce_retina
+
+    label = torch.tensor([[[1.0], [0.0]]])
+    logits = torch.zeros(1, 2, 1)
+    # alpha 0.5, gamma 0: -(0.5 log 0.5 + 0.5 log 0.5) / 1 positive
+    assert sigmoid_ce_retina(logits, label).item() == pytest.approx(np.log(2))
+    # a perfect centre-ness prediction costs 0 (the target entropy is subtracted); cells with target 0 are ignored
+    target = torch.tensor([[[0.3], [0.0]]])
+    perfect = torch.logit(target.clamp(min=1e-6))
+    assert centerness_bce(perfect, target).item() == pytest.approx(0.0, abs=1e-6)
+    # IoU loss: same box -> 0; a box of half the area inside it -> log 2 (+1 pixel widths: 10x10 vs 10x5)
+    gt = torch.tensor([[[0.0, 0.0, 9.0, 9.0], [0.0, 0.0, 0.0, 0.0]]])
+    assert iou_loss(gt, gt, label).item() == pytest.approx(0.0, abs=1e-6)
+    half = torch.tensor([[[0.0, 0.0, 9.0, 4.0], [5.0, 5.0, 6.0, 6.0]]])
+    assert iou_loss(half, gt, label).item() == pytest.approx(np.log(2))
+
+
+def test_training_pairs_put_the_target_where_the_target_says():
+    from spiking_transformers.tracking.train import sample_pairs
+
+    cfg = TrackerConfig(z_size=59, x_size=171)
+    seqs = make_tracking_sequences(1, SyntheticTrackingConfig(frames=3, substeps=1))
+    data = sample_pairs(seqs, 3, cfg, np.random.default_rng(0))
+    assert data["z_pos"].shape == (5, 3, 3, 59, 59) and data["x_neg"].shape == (5, 3, 3, 171, 171)
+    x0, y0, x1, y1 = data["gt"][0].tolist()
+    # the crop scale makes the 20-pixel object 59 / sqrt(40 * 40) * 20 ~ 29.5 crop pixels wide
+    assert x1 - x0 + 1 == pytest.approx(59 / 40 * 20, rel=1e-6)
+    # the events of the search crop concentrate inside the target box
+    ev = (data["x_pos"][:, 0] + data["x_neg"][:, 0]).sum(dim=(0, 1))
+    inside = ev[int(y0) + 1:int(y1), int(x0) + 1:int(x1)].mean()
+    assert inside > 3 * ev.mean()
+
+
+@pytest.mark.slow
+def test_track_command_trains_and_beats_holding_the_first_box(capsys):
+    import json
+
+    from spiking_transformers.cli import main
+
+    rc = main(["track", "--train-steps", "20", "--train-sequences", "8", "--sequences", "4", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stnet"]["success_auc"] > out["hold_first_box"]["success_auc"]
+
+
+def test_track_command_runs_and_reports(capsys, tmp_path):
+    import json
+
+    from spiking_transformers.cli import main
+
+    png = tmp_path / "t.png"
+    rc = main(["track", "--sequences", "1", "--frames", "3", "--json", "--png", str(png)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stnet"]["frames"] == 2 and 0 <= out["stnet"]["success_auc"] <= 1
+    assert png.exists() and png.stat().st_size > 0
+    assert main(["track", "--data", str(tmp_path / "missing")]) == 2
+    assert "no such tracking data folder" in capsys.readouterr().err

@@ -91,4 +91,4 @@ def siamfcpp_loss(cls_logits: Tensor, ctr_logits: Tensor, boxes: Tensor, targets
     cls_t, ctr_t, box_t = targets
     parts = (sigmoid_ce_retina(cls_logits, cls_t), centerness_bce(ctr_logits, ctr_t), iou_loss(boxes, box_t, cls_t))
     total = sum(w * p for w, p in zip(weights, parts))
-    return total, {k: float(v) for k, v in zip(("cls", "ctr", "iou"), parts)}
+    return total, {k: float(v.detach()) for k, v in zip(("cls", "ctr", "iou"), parts)}
