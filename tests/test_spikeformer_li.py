@@ -17,7 +17,7 @@ from conftest import official_fixture
 import spiking_transformers as st
 from spiking_transformers.analysis import analyze
 from spiking_transformers.layers.attention import attention_info, create_attention
-from spiking_transformers.layers.attention.divided_st import DividedSpaceTimeAttention
+from spiking_transformers.layers.attention.divided_st import DividedSpaceTimeAttention, JointSpaceTimeAttention
 from spiking_transformers.models.spikeformer_li import (
     ParametricLIAF,
     SpikeformerLi,
@@ -175,6 +175,26 @@ def test_temporal_attention_against_an_explicit_softmax():
     expected = attn.temporal_fc(attn.temporal_attn.proj(torch.cat(heads, -1)))
     with torch.no_grad():
         torch.testing.assert_close(attn.temporal_residual(x)[:, 0, 1], expected.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_joint_attention_is_one_softmax_over_all_steps_and_tokens():
+    info = attention_info("spikeformer_joint")
+    assert info.reference == "paper" and info.spike_driven is False
+    attn = JointSpaceTimeAttention(8, 2).double().eval()
+    x = torch.randn(3, 2, 5, 8, dtype=torch.float64)
+    seq = attn.norm(x[:, 1].reshape(15, 8))  # sample 1: its 3 x 5 tokens, step-major
+    q, k, v = attn.attn.qkv(seq).split(8, dim=-1)
+    heads = [torch.softmax(q[:, s] @ k[:, s].T / 2.0, dim=-1) @ v[:, s] for s in (slice(0, 4), slice(4, 8))]
+    expected = attn.attn.proj(torch.cat(heads, -1)).reshape(3, 5, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x)[:, 1], expected.detach(), rtol=1e-12, atol=1e-12)
+    model = _small(attn="spikeformer_joint").eval()
+    assert model.attn_name == "spikeformer_joint" and isinstance(model.blocks[0].attn, JointSpaceTimeAttention)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in _small().parameters())
+    with torch.no_grad():
+        assert model(_events(4)).shape == (2, 5)
+    with pytest.raises(ValueError, match="attn must be one of"):
+        _small(attn="ssa")
 
 
 def test_drop_path_granularity_is_the_official_one():

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers._shapes import fold_time
-from ..layers.attention.divided_st import DividedSpaceTimeAttention, drop_path
+from ..layers.attention.divided_st import DividedSpaceTimeAttention, JointSpaceTimeAttention, drop_path
 from ..neurons import ParametricLIF
 from ..neurons.kernels.bn_spike import bn_spike
 from ._base import SpikingModel
@@ -328,10 +328,14 @@ class SpikeformerMlp(nn.Module):
         return self.drop(self.fc2(self.fc1_lif(self.fc1(x))))
 
 
+_ATTENTIONS = {"spikeformer_st": DividedSpaceTimeAttention, "spikeformer_joint": JointSpaceTimeAttention}
+
+
 class SpikeformerBlock(nn.Module):
     """Divided space-time attention, then the spiking MLP, each with its shortcut (official ``Block``).
 
-    ``X_t = X + R_t(X)``, ``X' = X_t + R_s(X_t)``, ``out = X' + MLP(LN(X'))``.
+    ``X_t = X + R_t(X)``, ``X' = X_t + R_s(X_t)``, ``out = X' + MLP(LN(X'))``. With ``attn="spikeformer_joint"``
+    (non-official) the attention step is ``X' = X + MHSA(LN(X))`` over all ``T * N`` tokens.
 
     Shape:
         ``x: [T, B, N, C]`` real tokens -> ``[T, B, N, C]``.
@@ -348,9 +352,12 @@ class SpikeformerBlock(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
+        attn: str = "spikeformer_st",
     ) -> None:
         super().__init__()
-        self.attn = DividedSpaceTimeAttention(
+        if attn not in _ATTENTIONS:
+            raise ValueError(f"attn must be one of {sorted(_ATTENTIONS)}, got {attn!r}")
+        self.attn = _ATTENTIONS[attn](
             dim, num_heads, norm_eps=norm_eps, attn_drop=attn_drop, proj_drop=drop, drop_path=drop_path
         )
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
@@ -358,8 +365,11 @@ class SpikeformerBlock(nn.Module):
         self.drop_path = float(drop_path)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn.temporal_residual(x)
-        x = x + self.attn.spatial_residual(x)
+        if isinstance(self.attn, DividedSpaceTimeAttention):  # the official order of the two shortcuts
+            x = x + self.attn.temporal_residual(x)
+            x = x + self.attn.spatial_residual(x)
+        else:
+            x = x + self.attn(x)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training, (x.shape[0], 1, 1, 1))
 
 
@@ -379,6 +389,8 @@ class SpikeformerLi(SpikingModel):
         spike_layer: ``"plif"`` (DVS models), ``"pliaf"`` (ImageNet model) or a neuron factory.
         input_kind: ``"events"`` (time-major frames) or ``"image"`` (static images repeated over T).
         norm_eps: LayerNorm epsilon (1e-6 upstream).
+        attn: ``"spikeformer_st"`` (official divided space-time attention) or ``"spikeformer_joint"`` (one attention
+            over all ``T * N`` tokens: a reading of the paper, not the official code).
 
     Shape:
         ``x: [T, B, C, H, W]`` (or ``[B, C, H, W]`` for image models) -> logits ``[B, num_classes]``.
@@ -405,6 +417,7 @@ class SpikeformerLi(SpikingModel):
         spike_layer: str | SpikeFactory = "plif",
         input_kind: str = "events",
         norm_eps: float = 1e-6,
+        attn: str = "spikeformer_st",
     ) -> None:
         super().__init__()
         if T < 1:
@@ -416,6 +429,7 @@ class SpikeformerLi(SpikingModel):
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.input_kind = check_input_kind(input_kind)
+        self.attn_name = attn
         self.patch_embed = SEWTokenizer(
             in_chans, embed_dim, n_conv_layers=n_conv_layers, kernel_size=kernel_size, stride=stride,
             padding=padding, neuron=neuron,
@@ -431,7 +445,7 @@ class SpikeformerLi(SpikingModel):
         self.blocks = nn.ModuleList(
             SpikeformerBlock(
                 embed_dim, num_heads, mlp_ratio, neuron, norm_eps=norm_eps, drop=drop_rate, attn_drop=attn_drop_rate,
-                drop_path=dpr[i],
+                drop_path=dpr[i], attn=attn,
             )
             for i in range(depth)
         )  # fmt: skip
@@ -454,8 +468,9 @@ class SpikeformerLi(SpikingModel):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         for block in self.blocks:
-            nn.init.zeros_(block.attn.temporal_fc.weight)
-            nn.init.zeros_(block.attn.temporal_fc.bias)
+            if isinstance(block.attn, DividedSpaceTimeAttention):
+                nn.init.zeros_(block.attn.temporal_fc.weight)
+                nn.init.zeros_(block.attn.temporal_fc.bias)
 
     def _check_input(self, x: Tensor) -> None:
         """The library's input checks, except that any number of time steps is valid: upstream resizes the time

@@ -23,6 +23,10 @@ Readings of the official code:
       draw per token position (temporal) and per frame (spatial), because upstream applies ``DropPath`` to the
       ``(b h w) t m`` and ``(b t) (h w) m`` layouts. Here the masks have those granularities.
     * ``spike_layer`` is accepted for the contract and unused: the official attention has no neuron.
+
+The paper's wording ("spatio-temporal attention instead of spatial-wise or temporal-wise attention") could also be
+read as one attention over all ``T * N`` tokens. :class:`JointSpaceTimeAttention` (``spikeformer_joint``) is that
+reading; it is **not** in the official code and is registered with ``reference="paper"``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from torch import Tensor, nn
 
 from ._registry import register_attention
 
-__all__ = ["SoftmaxMHSA", "DividedSpaceTimeAttention", "drop_path"]
+__all__ = ["SoftmaxMHSA", "DividedSpaceTimeAttention", "JointSpaceTimeAttention", "drop_path"]
 
 
 def drop_path(x: Tensor, p: float, training: bool, mask_shape: tuple[int, ...]) -> Tensor:
@@ -159,3 +163,52 @@ class DividedSpaceTimeAttention(nn.Module):
         r_t = self.temporal_residual(x)
         return r_t + self.spatial_residual(x + r_t)
 
+
+
+@register_attention(
+    "spikeformer_joint",
+    description="joint space-time softmax attention on real tokens: one MHSA over all T*N tokens (non-official)",
+    paper="Spikeformer, Li, Lei & Yang (Neurocomputing 2024), a reading of the paper; not in the official code",
+    spike_driven=False,
+    reference="paper",
+)
+class JointSpaceTimeAttention(nn.Module):
+    """One pre-LN softmax attention over all ``T * N`` tokens of each sample (a non-official reading of the paper).
+
+    Args:
+        dim: channels C.
+        num_heads: heads.
+        spike_layer: unused (no neuron); accepted for the attention contract.
+        norm_eps: LayerNorm epsilon.
+        attn_drop, proj_drop: dropout rates inside the attention.
+        drop_path: stochastic-depth rate, one draw per sample.
+
+    Shape:
+        ``x: [T, B, N, C]`` real tokens -> branch ``[T, B, N, C]`` (the caller adds ``x``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        spike_layer: Any = None,
+        norm_eps: float = 1e-6,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        del spike_layer  # no neuron in this attention
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = SoftmaxMHSA(dim, num_heads, attn_drop, proj_drop)
+        self.drop_path = float(drop_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Branch ``MHSA(LN(x))`` over the ``T * N`` tokens of each sample of ``x: [T, B, N, C]``."""
+        if x.dim() != 4:
+            raise ValueError(f"JointSpaceTimeAttention expects tokens [T, B, N, C], got shape {tuple(x.shape)}")
+        T, B, N, C = x.shape
+        seqs = x.permute(1, 0, 2, 3).reshape(B, T * N, C)  # one sequence of all steps' tokens per sample
+        r = self.attn(self.norm(seqs)).reshape(B, T, N, C).permute(1, 0, 2, 3)
+        return drop_path(r, self.drop_path, self.training, (1, B, 1, 1))
