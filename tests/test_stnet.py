@@ -278,3 +278,21 @@ def test_registered_fe240_variant():
         assert info.params == info.official_params - info.official_unused_params
     tiny = stnet_fe240(**STNET_TINY_KWARGS)
     assert tiny.head.score_size == 9
+
+
+def test_firing_rate_monitor_sees_the_stnet_neurons(fixture):
+    """The library's firing-rate analysis works on STNet: its rates are the fixture's (eval forward)."""
+    from spiking_transformers.analysis.firing import FiringRateMonitor
+
+    model = build(fixture).eval()
+    with FiringRateMonitor(model) as mon, torch.no_grad():
+        model(**inputs(fixture))
+    rates = mon.rates()
+    assert set(rates) == {"basemodel.neuron1", "basemodel.neuron2", "basemodel.neuron3"}
+    # pooled over the three calls: total spikes / total elements of that layer
+    meta = fixture["meta"]
+    for k in (1, 2, 3):
+        spikes = sum(fixture["spike_counts"][f"{c}/basemodel.conv{k}"] for c in CALLS)
+        keys = [f"{c}/basemodel.conv{k}" for c in CALLS]
+        elems = sum(fixture["spike_counts"][key] / meta["firing_rates_eval"][key] for key in keys)
+        assert rates[f"basemodel.neuron{k}"] == pytest.approx(spikes / elems, rel=1e-9)
