@@ -75,7 +75,7 @@ def train_tracker(model: STNet, sequences: list[TrackingSequence], cfg: TrackerC
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        parts["loss"] = float(loss)
+        parts["loss"] = float(loss.detach())
         history.append(parts)
         if callback is not None:
             callback(step, parts)
