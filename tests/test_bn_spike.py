@@ -17,7 +17,7 @@ from spiking_transformers.layers.sdt_blocks import MSMLP
 from spiking_transformers.neurons.kernels import set_backend
 from spiking_transformers.neurons.kernels.bn_spike import BN_FUSION_DEFAULT, bn_spike, can_fuse_bn_spike, set_bn_fusion
 from spiking_transformers.neurons.lif import IF, LIF, ParametricLIF
-from spiking_transformers.training.records import FiringRateMonitor
+from spiking_transformers.analysis.firing import FiringRateMonitor
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-6}
 T, B = 4, 3

@@ -82,7 +82,7 @@ def test_kd_heads_and_time_steps():
     model.eval()
     with torch.no_grad():
         out = model(x)
-        cls, kd = model.forward_kd(x)
+        cls, kd = model.forward_distill(x)
         steps = model.forward_timesteps(x)
     assert out.shape == (2, 10) and steps.shape == (2, 2, 10)
     torch.testing.assert_close(out, (cls + kd) / 2)
@@ -90,7 +90,7 @@ def test_kd_heads_and_time_steps():
     model.reset_classifier(5)
     assert model.head.out_features == 5 and model.head_kd.out_features == 5
     with pytest.raises(RuntimeError):
-        MetaSpikeFormer(**TINY).forward_kd(x)
+        MetaSpikeFormer(**TINY).forward_distill(x)
 
 
 def test_tiny_forward_backward_binary_and_stateless():

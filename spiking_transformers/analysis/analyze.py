@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from torch import Tensor, nn
 
+from ..layers import batch_axis
 from .audit import AuditResult, audit
 from .energy import HOROWITZ_45NM, EnergyTable
 from .firing import FiringRateMonitor, NeuronStats
@@ -166,8 +167,7 @@ def bn_batch_statistics(model: nn.Module) -> Iterator[None]:
 def _batch_size(x: Tensor, model: nn.Module, batch_dim: int | None) -> int:
     if batch_dim is not None:
         return int(x.shape[batch_dim])
-    # The library's models take [B, C, H, W] or time-major [T, B, C, H, W].
-    return int(x.shape[1] if x.dim() == 5 else x.shape[0])
+    return int(x.shape[batch_axis(x, getattr(model, "input_kind", "image"))])
 
 
 def analyze(
@@ -188,7 +188,8 @@ def analyze(
             Library models take ``[B, C, H, W]`` images or time-major ``[T, B, C, H, W]`` frames.
         table: energy constants (default: 45 nm, Horowitz 2014).
         name: model name in the report (default: ``model.model_name`` or the class name).
-        batch_dim: axis of the batch in the input (default: 1 for a 5-D input, else 0).
+        batch_dim: axis of the batch in the input (default: from ``model.input_kind``, see
+            :func:`~spiking_transformers.layers.batch_axis`).
         batch_stats: normalise BatchNorm with batch statistics (see :func:`bn_batch_statistics`).
         memory: add the memory-access energy (weights and membrane state) to the totals, reported separately.
 

@@ -169,6 +169,10 @@ class FiringRateMonitor:
             elems[b] = elems.get(b, 0) + s.elements
         return {b: spikes[b] / elems[b] for b in spikes}
 
+    def totals(self) -> tuple[float, int]:
+        """Total spikes and total neuron elements of the whole model (to sum over ranks before dividing)."""
+        return sum(s.spikes for s in self.stats.values()), sum(s.elements for s in self.stats.values())
+
     def overall_rate(self) -> float:
         """Total spikes over total neuron elements of the whole model."""
         e = sum(s.elements for s in self.stats.values())

@@ -19,7 +19,7 @@ same object under its older name).
 """
 
 from ..neurons import SpikeFactory, resolve_spike_layer
-from ._shapes import TimeDistributed, fold_time, repeat_over_time, unfold_time
+from ._shapes import TimeDistributed, batch_axis, fold_time, repeat_over_time, unfold_time
 from .attention import (
     ATTN_V_THRESHOLD,
     SDSA,
@@ -57,6 +57,7 @@ __all__ = [
     "fold_time",
     "unfold_time",
     "repeat_over_time",
+    "batch_axis",
     "folded",
     "split_heads",
     "merge_heads",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["fold_time", "unfold_time", "TimeDistributed", "repeat_over_time"]
+__all__ = ["fold_time", "unfold_time", "TimeDistributed", "repeat_over_time", "batch_axis"]
 
 
 def fold_time(x: Tensor) -> Tensor:
@@ -38,3 +38,21 @@ class TimeDistributed(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         T = x.shape[0]
         return unfold_time(super().forward(fold_time(x)), T)
+
+
+def batch_axis(x: Tensor, input_kind: str = "image") -> int:
+    """Axis of the batch in a model input, from the model's declared ``input_kind``.
+
+    ``"events"`` models take only time-major frames ``[T, B, C, H, W]`` (axis 1). ``"image"`` models take a static
+    batch ``[B, C, H, W]`` (axis 0) or time-major frames ``[T, B, C, H, W]`` (axis 1): two layouts of different rank,
+    so the rank names the layout without ambiguity. Any other input raises, naming what the model takes.
+    """
+    if input_kind == "events":
+        if x.dim() != 5:
+            raise ValueError(f"an event-data model takes time-major frames [T, B, C, H, W], got shape {tuple(x.shape)}")
+        return 1
+    if input_kind != "image":
+        raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
+    if x.dim() not in (4, 5):
+        raise ValueError(f"an image model takes [B, C, H, W] or [T, B, C, H, W], got shape {tuple(x.shape)}")
+    return 0 if x.dim() == 4 else 1

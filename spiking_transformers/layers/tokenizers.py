@@ -182,6 +182,8 @@ class MSDownsampling(nn.Module):
     """``[encode_lif ->] encode_conv (k x k / s, with bias) -> encode_bn``.
 
     The first stem has no neuron (``spike_layer=None``): it sees the analog image and is the encoding (MAC) layer.
+    ``neuron_name`` is the neuron's module name (``encode_lif`` in V2, QSD and E-SpikeFormer-large; ``encode_spike`` in
+    E-SpikeFormer-base), so official module paths carry over.
     Shape: ``[T, B, C_in, H, W] -> [T, B, C_out, H/s, W/s]``.
     """
 
@@ -195,16 +197,18 @@ class MSDownsampling(nn.Module):
         padding: int,
         spike_layer: SpikeFactory | None,
         conv_layer: ConvFactory = nn.Conv2d,
+        neuron_name: str = "encode_lif",
     ) -> None:
         super().__init__()
         self.encode_conv = conv_layer(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=1, bias=True
         )
         self.encode_bn = nn.BatchNorm2d(out_channels)
+        self.neuron_name = neuron_name if spike_layer is not None else None
         if spike_layer is not None:
-            self.encode_lif = spike_layer()
+            self.add_module(neuron_name, spike_layer())
 
     def forward(self, x: Tensor) -> Tensor:
-        if hasattr(self, "encode_lif"):
-            x = self.encode_lif(x)
+        if self.neuron_name is not None:
+            x = getattr(self, self.neuron_name)(x)
         return folded(x, self.encode_conv, self.encode_bn)

@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from torch import Tensor, nn
 
+from ._official import KeyConverter
+
 __all__ = [
     "REQUIRED",
     "PVT_KWARGS",
@@ -103,9 +105,6 @@ def official_int(name: str, value: Any, *, family: str) -> int:
 
 # The state-dict entries of a BatchNorm layer.
 BN_KEYS = r"(?:weight|bias|running_mean|running_var|num_batches_tracked)"
-
-KeyConverter = Callable[[str, Tensor], "tuple[str, Tensor] | None"]
-
 
 def known_keys_converter(patterns: Iterable[str]) -> KeyConverter:
     """A converter for official files whose keys are ours already: a key matching one of ``patterns`` (full match)

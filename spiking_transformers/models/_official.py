@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "KeyConverter",
     "OfficialFamily",
     "OfficialCheckpointError",
     "register_official_family",
@@ -33,7 +34,8 @@ class OfficialCheckpointError(ValueError):
     """An official checkpoint that cannot be read or does not match the model (names the key or file)."""
 
 
-# Returns (our_key, tensor) for a key it knows, or None for an unknown key.
+# The one key-converter type: maps one official state-dict key and its tensor to ``(our_key, tensor)`` (renamed,
+# reshaped), or to ``None`` for a key it does not know (another family's checkpoint).
 KeyConverter = Callable[[str, Tensor], "tuple[str, Tensor] | None"]
 
 
@@ -56,11 +58,8 @@ class OfficialFamily:
     unused: tuple[str, ...] = field(default_factory=tuple)
 
     def is_unused(self, key: str) -> bool:
+        """Whether ``key`` names a parameter the official forward never uses (dropped by the converter)."""
         return any(re.fullmatch(p, key) for p in self.unused)
-
-    def unused_keys(self, state_dict: Mapping[str, Tensor]) -> list[str]:
-        """The keys of an official state dict that our model leaves out because the official forward ignores them."""
-        return [k for k in state_dict if self.is_unused(k)]
 
 
 _FAMILIES: dict[str, OfficialFamily] = {}

@@ -51,7 +51,13 @@ class ModelInfo:
         default_T: time steps of the paper configuration.
         input_kind: ``"image"`` (static ``[B, C, H, W]``, repeated over T) or ``"events"`` (``[T, B, C, H, W]``).
         dataset: data set of the paper configuration.
-        num_classes, img_size, in_chans: input/output of the paper configuration.
+        num_classes, img_size, in_chans: input/output of the paper configuration (``img_size`` an int for a
+            square input, else ``(H, W)``).
+
+        ``default_T``, ``input_kind``, ``num_classes``, ``img_size``, ``in_chans`` and ``params`` are read from the
+        model the variant builds (:func:`model_info` builds it on the meta device), so they cannot drift from it.
+        A family may still state them in :func:`register_model`; a test checks every stated value against the
+        model.
         reported_top1: top-1 accuracy reported by the paper or official README (percent), or ``None``.
         params: parameter count of our model for this variant (filled in by :func:`model_info`).
         official_config: key of the matching entry in the official ``param_counts.json``, or ``None``.
@@ -68,12 +74,12 @@ class ModelInfo:
     paper: Paper
     lineage: str | None
     spike_driven: bool
-    default_T: int
-    input_kind: str
     dataset: str
-    num_classes: int
-    img_size: int
-    in_chans: int
+    default_T: int | None = None
+    input_kind: str | None = None
+    num_classes: int | None = None
+    img_size: int | tuple[int, int] | None = None
+    in_chans: int | None = None
     reported_top1: float | None = None
     params: int | None = None
     official_config: str | None = None
@@ -84,10 +90,6 @@ class ModelInfo:
     tiny_overrides: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
-    def paper_title(self) -> str:
-        return self.paper.title
-
-    @property
     def venue(self) -> str:
         return f"{self.paper.venue} {self.paper.year}"
 
@@ -95,8 +97,8 @@ class ModelInfo:
 @dataclass
 class _Entry:
     factory: Callable[..., nn.Module]
-    info: ModelInfo
-    params: int | None = field(default=None)
+    info: ModelInfo  # as registered (stated facts only)
+    derived: dict[str, Any] | None = field(default=None)  # read from the built model by model_info
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -117,7 +119,7 @@ def register_model(**info: Any) -> Callable[[Callable[..., nn.Module]], Callable
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        if info.get("input_kind") not in ("image", "events"):
+        if info.get("input_kind", "image") not in ("image", "events"):
             raise ValueError(f"{name}: input_kind must be 'image' or 'events', got {info.get('input_kind')!r}")
         _REGISTRY[name] = _Entry(fn, ModelInfo(name=name, **info))
         return fn
@@ -163,10 +165,41 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# ModelInfo fields read from the model a variant builds (the model attribute of the same meaning in brackets).
+DERIVED_FIELDS = ("default_T", "input_kind", "num_classes", "img_size", "in_chans", "params")
+
+
+def architecture_facts(model: nn.Module) -> dict[str, Any]:
+    """The :data:`DERIVED_FIELDS` of a built model: ``T``, ``input_kind``, ``num_classes``, ``img_size`` (an int
+    when square), ``in_chans`` (``model.in_chans``, else the first convolution's input channels) and the parameter
+    count. A fact the model does not expose is left out."""
+    facts: dict[str, Any] = {"params": count_parameters(model)}
+    for field_name, attr in (("default_T", "T"), ("input_kind", "input_kind"), ("num_classes", "num_classes")):
+        if getattr(model, attr, None) is not None:
+            facts[field_name] = getattr(model, attr)
+    size = getattr(model, "img_size", None)
+    if size is not None:
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        facts["img_size"] = int(h) if h == w else (int(h), int(w))
+    chans = getattr(model, "in_chans", None)
+    if chans is None:
+        chans = next((m.in_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if chans is not None:
+        facts["in_chans"] = int(chans)
+    return facts
+
+
 def model_info(name: str) -> ModelInfo:
-    """Facts about a registered variant, with ``params`` counted on a model built on the meta device."""
+    """Facts about a registered variant; :data:`DERIVED_FIELDS` come from the model it builds (on the meta
+    device, so that even the largest variants cost no memory)."""
     entry = _entry(name)
-    if entry.params is None:
+    if entry.derived is None:
         with torch.device("meta"):
-            entry.params = count_parameters(entry.factory())
-    return replace(entry.info, params=entry.params)
+            entry.derived = architecture_facts(entry.factory())
+    return replace(entry.info, **entry.derived)
+
+
+def stated_info(name: str) -> ModelInfo:
+    """The facts as the family registered them, before :func:`model_info` fills in the derived ones (what the
+    metadata-against-model test compares)."""
+    return _entry(name).info

@@ -25,7 +25,7 @@ Readings of the official code (recorded here because they change outputs):
 * ``model.T`` defaults to 1 officially and ``main_finetune.py`` sets it after construction (``--time_steps``).
 * With ``kd=True`` the official forward returns a tuple ``(head, head_kd)`` in training mode and their average in
   eval mode. Our ``forward`` always returns the average (return types never depend on the mode); use
-  :meth:`MetaSpikeFormer.forward_kd` for the pair that a distillation loss needs.
+  :meth:`MetaSpikeFormer.forward_distill` for the pair that a distillation loss needs.
 * ``drop_path`` is built but never applied officially; it is not ported.
 """
 
@@ -224,11 +224,11 @@ class MetaSpikeFormer(SpikingModel):
             kd = kd.mean(0) if kd is not None else None
         return logits if kd is None else (logits + kd) / 2
 
-    def forward_kd(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_distill(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(head logits, head_kd logits)``, each ``[B, K]`` averaged over T: the official training output of a
         ``kd=True`` model, for a DeiT-style distillation loss."""
         if not self.kd:
-            raise RuntimeError("forward_kd needs a model built with kd=True")
+            raise RuntimeError("forward_distill needs a model built with kd=True")
         logits, kd = self._head_logits(self.forward_features(x))
         return logits.mean(0), kd.mean(0)  # type: ignore[union-attr]
 
@@ -359,7 +359,7 @@ _COMMON = dict(
 _NAME_NOTE = "The official factory name gives C2 (the stage-3 width), not the parameter count."
 _KD_NOTE = (
     " kd=True adds head_kd (DeiT hard distillation from caformer_b36_in21ft1k, used for the T=4 fine-tune); the "
-    "logits are the mean of both heads (forward_kd gives the pair)."
+    "logits are the mean of both heads (forward_distill gives the pair)."
 )
 
 

@@ -43,17 +43,22 @@ Quirks kept or resolved:
   ``num_classes`` and refuse differing values when ``kd`` is on.
 * With ``kd`` the official forward returns ``(head, head_kd)`` in training and their mean in eval. Ours always
   returns the mean (a fixed return type); :meth:`ESpikeFormerLarge.forward_distill` gives the pair.
+* The down-sampling layers are V2's :class:`~spiking_transformers.layers.MSDownsampling` (its neuron named
+  ``encode_spike`` in the base file); the other blocks differ from V2's (a BN and a neuron on the depthwise conv,
+  multi-level neurons, the 4x-wide V) and stay here.
 * Large drop path is timm's ``DropPath`` on ``[T, B, C, N]``: one keep/drop draw per *time step* (the whole batch
   at ``T = 1``); kept as is. The base model builds drop path but never applies it; we do not build it.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..layers import MSDownsampling
 from ..layers._shapes import TimeDistributed
 from ..layers.ops import folded, merge_heads, split_heads
 from ..neurons.multispike import MultiSpike
@@ -68,7 +73,6 @@ __all__ = [
     "large_neuron",
     "SepConvSpike",
     "ConvBlockSepConv",
-    "Downsampling",
     "LinearAttention",
     "MlpConv1d",
     "BlockSepConv",
@@ -155,35 +159,6 @@ class ConvBlockSepConv(nn.Module):
         y = folded(self.spike1(x), self.conv1, self.bn1)
         y = folded(self.spike2(y), self.conv2, self.bn2)
         return x + y
-
-
-class Downsampling(nn.Module):
-    """``[spike ->] conv kxk/s (bias) -> BN``; the first layer (analog image in) has no neuron.
-    ``[T, B, Cin, H, W] -> [T, B, Cout, H', W']``. ``neuron`` names the spike module (``encode_spike`` in the base
-    file, ``encode_lif`` in the large one), so official module paths carry over."""
-
-    def __init__(
-        self,
-        in_chans: int,
-        out_chans: int,
-        *,
-        kernel_size: int = 3,
-        stride: int = 2,
-        padding: int = 1,
-        spike: MultiSpike | None = None,
-        neuron: str = "encode_spike",
-    ) -> None:
-        super().__init__()
-        self._neuron = neuron if spike is not None else None
-        if spike is not None:
-            self.add_module(neuron, spike)
-        self.encode_conv = nn.Conv2d(in_chans, out_chans, kernel_size, stride=stride, padding=padding)
-        self.encode_bn = nn.BatchNorm2d(out_chans)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self._neuron is not None:
-            x = getattr(self, self._neuron)(x)
-        return folded(x, self.encode_conv, self.encode_bn)
 
 
 class LinearAttention(nn.Module):
@@ -310,8 +285,11 @@ class ESpikeFormer(SpikingModel):
         self.max_level = max_level
         D = max_level
 
-        def down(cin: int, cout: int, stride: int = 2) -> Downsampling:
-            return Downsampling(cin, cout, stride=stride, spike=sfa_neuron(D), neuron="encode_spike")
+        def down(cin: int, cout: int, stride: int = 2) -> MSDownsampling:
+            return MSDownsampling(
+                cin, cout, kernel_size=3, stride=stride, padding=1, spike_layer=partial(sfa_neuron, D),
+                neuron_name="encode_spike",
+            )
 
         _add_conv_stages(self, in_chans, (c0, c1, c2), down=down,
                          block=lambda c: ConvBlockSepConv(c, mlp_ratio=mlp_ratio, max_level=D))
@@ -352,14 +330,14 @@ def _add_conv_stages(
     in_chans: int,
     widths: tuple[int, int, int],
     *,
-    down: Callable[[int, int], Downsampling],
+    down: Callable[[int, int], MSDownsampling],
     block: Callable[[int], nn.Module],
 ) -> None:
     """The two conv stages both E-SpikeFormer files share, under the official names: a 7x7/2 stem to ``C0 / 2``,
     one conv block, down to ``C0``, one block (stage 1, stride 4); down to ``C1``, two blocks (stage 2, stride 8);
     and the down-sampling to ``C2`` that opens stage 3. ``block(c)`` builds one conv block of width ``c``."""
     c0, c1, c2 = widths
-    model.downsample1_1 = Downsampling(in_chans, c0 // 2, kernel_size=7, stride=2, padding=3)
+    model.downsample1_1 = MSDownsampling(in_chans, c0 // 2, kernel_size=7, stride=2, padding=3, spike_layer=None)
     model.ConvBlock1_1 = nn.ModuleList([block(c0 // 2)])
     model.downsample1_2 = down(c0 // 2, c0)
     model.ConvBlock1_2 = nn.ModuleList([block(c0)])
@@ -546,8 +524,8 @@ class ESpikeFormerLarge(SpikingModel):
         self.max_level = max_level
         D = max_level
 
-        def down(cin: int, cout: int) -> Downsampling:
-            return Downsampling(cin, cout, spike=large_neuron(D), neuron="encode_lif")
+        def down(cin: int, cout: int) -> MSDownsampling:
+            return MSDownsampling(cin, cout, kernel_size=3, stride=2, padding=1, spike_layer=partial(large_neuron, D))
 
         _add_conv_stages(self, in_chans, (c0, c1, c2), down=down,
                          block=lambda c: ConvBlockLarge(c, mlp_ratio=mlp_ratio, max_level=D))
@@ -863,5 +841,6 @@ _1X8_INFO = dict(_LARGE_INFO, img_size=384, tiny_overrides={**_TINY_LARGE, "max_
                 "evaluated at 384 (Resize 384, CenterCrop 384). 86.2% from the abstract, 1x8 at 384 per a third "
                 "party. Load with from_official('sdt_v3_large', dict(kd=True, max_level=8, ...)).")
 def sdt_v3_171m_kd_1x8(**kwargs: Any) -> ESpikeFormerLarge:
-    """E-SpikeFormer 171M with distillation head, 8 levels (the ``171M_1x8`` / ``171M_1x8_384`` checkpoints)."""
-    return _large((196, 384, 768), False, True, 8, kwargs)
+    """E-SpikeFormer 171M with distillation head, 8 levels (the ``171M_1x8`` / ``171M_1x8_384`` checkpoints), at the
+    384 x 384 input it was evaluated at (the network is convolutional: the size changes no parameter)."""
+    return _large((196, 384, 768), False, True, 8, {"img_size": 384, **kwargs})

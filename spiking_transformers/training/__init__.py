@@ -10,7 +10,8 @@ from .distributed import CPUSyncBatchNorm, DistEnv, ResumableSampler, convert_sy
 from .ema import ModelEMA
 from .losses import DistillHook, LogitDistillation, Mixup, one_hot_smooth, soft_cross_entropy, tet_loss
 from .optim import CosineSchedule, Lamb, build_optimizer
-from .records import FiringRateMonitor, plot_history
+from ..analysis.firing import FiringRateMonitor  # the one monitor; re-exported for training code
+from .records import plot_history
 from .trainer import Trainer, configure_threads, evaluate, seed_everything
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Measurements and records of a run: firing rates, top-k accuracy, the per-epoch CSV, plots, TensorBoard."""
+"""Records of a run: top-k accuracy, the per-epoch CSV, plots, TensorBoard (firing rates: :mod:`..analysis.firing`)."""
 
 from __future__ import annotations
 
@@ -11,57 +11,10 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 
-from ..neurons import Neuron
 
-__all__ = ["FiringRateMonitor", "topk_correct", "EpochLog", "plot_history", "TensorBoardWriter", "eval_mode"]
+__all__ = ["topk_correct", "EpochLog", "plot_history", "TensorBoardWriter", "eval_mode"]
 
 log = logging.getLogger(__name__)
-
-
-class FiringRateMonitor:
-    """Counts the spikes of every :class:`~spiking_transformers.neurons.Neuron` module during forward passes.
-
-    The firing rate of a neuron module is ``spikes / (elements x time steps)``, i.e. the mean over its output of
-    ``output * spike_scale`` (binary neurons: the fraction of 1s; multi-level neurons: mean spikes per element and
-    step, which may exceed 1). :meth:`mean_rate` weights modules by their number of outputs (all neurons of the
-    network pooled). Use as a context manager around the forwards to measure.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.spikes: dict[str, float] = {}
-        self.count: dict[str, int] = {}
-        self._handles: list = []
-
-    def _hook(self, name: str, scale: float):
-        def hook(_module: nn.Module, _inp: Any, out: Tensor) -> None:
-            if isinstance(out, Tensor):
-                self.spikes[name] = self.spikes.get(name, 0.0) + float(out.detach().float().sum()) * scale
-                self.count[name] = self.count.get(name, 0) + out.numel()
-
-        return hook
-
-    def __enter__(self) -> "FiringRateMonitor":
-        for name, m in self.model.named_modules():
-            if isinstance(m, Neuron):
-                self._handles.append(m.register_forward_hook(self._hook(name, float(m.spike_scale))))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def rates(self) -> dict[str, float]:
-        """Firing rate per neuron module (by module name)."""
-        return {k: self.spikes[k] / max(self.count[k], 1) for k in self.spikes}
-
-    def totals(self) -> tuple[float, int]:
-        return sum(self.spikes.values()), sum(self.count.values())
-
-    def mean_rate(self) -> float:
-        s, n = self.totals()
-        return s / n if n else float("nan")
 
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:

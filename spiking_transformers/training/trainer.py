@@ -50,7 +50,9 @@ from .distributed import (
 from .ema import ModelEMA
 from .losses import DistillHook, Mixup, one_hot_smooth, sml_loss, soft_cross_entropy, tet_loss
 from .optim import CosineSchedule, build_optimizer
-from .records import EpochLog, FiringRateMonitor, TensorBoardWriter, eval_mode, plot_history, topk_correct
+from ..analysis.firing import FiringRateMonitor
+from ..layers import batch_axis
+from .records import EpochLog, TensorBoardWriter, eval_mode, plot_history, topk_correct
 
 __all__ = ["Trainer", "evaluate", "seed_everything", "configure_threads", "autocast_context"]
 
@@ -99,10 +101,6 @@ class _Forward(nn.Module):
         if distill:  # (main, side heads...) of a self-distilling model (STMixer's SML)
             return self.model.forward_distill(x)
         return self.model.forward_timesteps(x) if timesteps else self.model(x)
-
-
-def _batch_dim(x: Tensor) -> int:
-    return 1 if x.dim() == 5 else 0
 
 
 @torch.no_grad()
@@ -455,7 +453,7 @@ class Trainer:
                 break
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if mixing:
-                x, soft = self.mixup(x, y, _batch_dim(x))
+                x, soft = self.mixup(x, y, batch_axis(x, getattr(self.model, "input_kind", "image")))
             else:
                 soft = one_hot_smooth(y, self.num_classes, c.label_smoothing)
             last_micro = (self.batch_in_epoch + 1) % c.grad_accum == 0
