@@ -293,7 +293,9 @@ class SEWTokenizer(nn.Module):
             for i in range(n_conv_layers)
         )
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            # official init; skipped on the meta device (parameter counting), where normal_ would import the
+            # whole of torch._dynamo (seconds) to fill values that do not exist
+            if isinstance(m, nn.Conv2d) and not m.weight.is_meta:
                 nn.init.kaiming_normal_(m.weight)
 
     def forward(self, x: Tensor) -> Tensor:
