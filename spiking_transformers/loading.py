@@ -239,36 +239,57 @@ def _meta_state(name: str, **overrides: Any) -> dict[str, Tensor] | None:
 
 
 def matching_variants(state: Mapping[str, Tensor], *, official_family: str | None = None,
-                      limit: int = 3) -> list[tuple[str, dict[str, Any]]]:
+                      limit: int = 1) -> list[tuple[str, dict[str, Any]]]:
     """Registered variants whose parameters have exactly the shapes of ``state`` (our key format).
 
     A variant that differs only in its classifier gets ``num_classes`` from the weights. With ``official_family``,
     only variants loading that family's checkpoints are tried. Returns ``[(name, overrides), ...]``; built on the
     meta device, so it costs no memory, but it builds every candidate: call it on error paths only.
     """
-    from .models import list_models, model_info
+    from .models import list_models
+    from .models._registry import _entry
 
     found: list[tuple[str, dict[str, Any]]] = []
     keys = set(state)
     head = state.get("head.weight")
+    # Building every variant, even on the meta device, takes minutes on a loaded machine: first compare the key
+    # structure (block indices blanked) with one variant per family, then build only the families that fit.
+    pattern = {_blank_digits(k) for k in keys}
+    by_family: dict[str, list[str]] = {}
     for name in list_models():
-        info = model_info(name)
+        info = _entry(name).info
         if official_family is not None and info.official_family != official_family:
             continue
-        own = _meta_state(name)
-        if own is None or set(own) != keys:
+        by_family.setdefault(info.family, []).append(name)
+    # the families with most variants (the common ones) first; stop at ``limit`` matches
+    for names in sorted(by_family.values(), key=len, reverse=True):
+        probe = _meta_state(names[0], **_entry(names[0]).info.tiny_overrides)  # small: same key structure
+        if probe is None:
             continue
-        overrides: dict[str, Any] = {}
-        if head is not None and head.dim() == 2 and tuple(own["head.weight"].shape) != tuple(head.shape):
-            overrides = {"num_classes": int(head.shape[0])}
-            own = _meta_state(name, **overrides)
-            if own is None:
+        theirs = {_blank_digits(k) for k in probe}
+        if len(theirs & pattern) < 0.8 * max(len(theirs | pattern), 1):
+            continue
+        for name in names:
+            own = _meta_state(name)
+            if own is None or set(own) != keys:
                 continue
-        if all(tuple(own[k].shape) == tuple(state[k].shape) for k in keys):
-            found.append((name, overrides))
-            if len(found) >= limit:
-                break
+            overrides: dict[str, Any] = {}
+            if head is not None and head.dim() == 2 and tuple(own["head.weight"].shape) != tuple(head.shape):
+                overrides = {"num_classes": int(head.shape[0])}
+                own = _meta_state(name, **overrides)
+                if own is None:
+                    continue
+            if all(tuple(own[k].shape) == tuple(state[k].shape) for k in keys):
+                found.append((name, overrides))
+                if len(found) >= limit:
+                    return found
     return found
+
+
+def _blank_digits(key: str) -> str:
+    import re
+
+    return re.sub(r"\d+", "#", key)
 
 
 # ------------------------------------------------------------------------------------------------ model folders
