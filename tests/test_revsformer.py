@@ -143,7 +143,7 @@ def test_audit_verdict_matches_the_registry():
 
     info = st.model_info("revsformer_2_384_cifar10")
     model = st.create_model(info.name, **info.tiny_overrides)
-    r = analyze(model, [torch.randn(2, 3, 32, 32)], batch_stats=True)
+    r = analyze(model, [torch.randn(2, 3, 16, 16)], batch_stats=True)
     assert (r.audit.verdict == "spike-driven") == info.spike_driven, r.audit.explain()
     assert info.spike_driven
 
