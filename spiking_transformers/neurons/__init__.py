@@ -27,6 +27,7 @@ from .lif import (
 from .multispike import IELIF, MultiSpike, binary_to_levels, expand_to_binary, quantize_levels
 from .plastic import ChannelParametricLIF, TernaryLIF, ternary_lif_multistep
 from .surrogate import SURROGATES, Surrogate, get_surrogate, heaviside
+from .dynamic import DYNAMIC_KINDS, DynamicNeuron, MixedDynamicNeuron  # DyTr-SNN (speech)
 from .kernels import available_backends, set_backend  # registers the fused back ends
 
 __all__ = [
@@ -62,6 +63,9 @@ __all__ = [
     "TernaryLIF",
     "ternary_lif_multistep",
     "ChannelParametricLIF",
+    "DynamicNeuron",
+    "MixedDynamicNeuron",
+    "DYNAMIC_KINDS",
 ]
 
 # The one neuron-factory type of the library: called with keyword overrides (``v_threshold=0.5``), it returns a fresh
