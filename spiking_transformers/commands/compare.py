@@ -217,13 +217,13 @@ def plot_pareto(rows: list[dict[str, Any]], path: str | Path) -> None:
         ax.set_xlabel("energy per sample (uJ, 45 nm: AC 0.9 pJ, MAC 4.6 pJ)")
         ax.set_ylabel("test accuracy (%)")
         arch = sub[0]["model_args"]
-        ax.set_title(f"{data}: {sub[0]['backbone']} backbone, {arch.get('depth')} block(s) x {arch.get('embed_dim')}, "
-                     f"{sub[0]['epochs']} epoch(s), same recipe for every attention", fontsize=9)
+        ax.set_title(f"{data}\n{sub[0]['backbone']} backbone, {arch.get('depth')} block(s) x {arch.get('embed_dim')}, "
+                     f"{sub[0]['epochs']} epoch(s), one recipe ({sub[0]['recipe']})", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.grid(alpha=0.3)
         for m, label in (("o", "spike-driven"), ("s", "integer-driven"), ("^", "not purely spiking")):
             ax.scatter([], [], marker=m, color="grey", label=label)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best", framealpha=0.6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
