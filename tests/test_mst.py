@@ -156,12 +156,12 @@ def test_snn_approaches_the_qcfs_ann_as_sim_len_grows():
     with torch.no_grad():
         ref = ann(x)
         errs = []
-        for T in (4, 16, 64, 256):
+        for T in (4, 16, 64):
             convert_to_snn(snn, T)
             errs.append(float((snn(x) - ref).abs().max() / ref.abs().max()))
     # The error falls with T but not to zero: products of two spike trains (Q K^T, P V) and the per-step softmax
     # are not the products and softmax of the rates, a residual error of MST's conversion itself.
-    assert errs[3] <= errs[2] <= errs[1] < errs[0] and errs[3] < 0.8 * errs[0], errs
+    assert errs[2] < errs[1] < errs[0] and errs[2] < 0.85 * errs[0], errs
 
 
 def test_forward_is_the_mean_of_forward_timesteps_and_ann_is_one_step():
@@ -259,8 +259,8 @@ def test_audit_verdict_not_spike_driven_head_on_real_values():
 def test_pipeline_smoke(tmp_path):
     from spiking_transformers.training.ann2snn import Ann2SnnConfig, run_ann2snn
 
-    cfg = Ann2SnnConfig(epochs=1, train_limit=64, test_limit=32, sim_lens=(2, 4), mask_ratios=(0.0, 0.5),
-                        mask_sim_len=4, batch_size=32)
+    cfg = Ann2SnnConfig(img_size=8, embed_dim=8, epochs=1, train_limit=64, test_limit=16, sim_lens=(2, 4),
+                        mask_ratios=(0.0, 0.5), mask_sim_len=4, sop_samples=8, batch_size=32)
     result = run_ann2snn(cfg, out_dir=tmp_path)
     assert set(result["snn_accuracy"]) == {"2", "4"}
     assert [row["mask_ratio"] for row in result["masking"]] == [0.0, 0.5]
@@ -285,8 +285,9 @@ def test_pipeline_digits_reaches_accuracy(tmp_path):
 def test_cli_ann2snn(tmp_path, capsys):
     from spiking_transformers.cli import main
 
-    rc = main(["ann2snn", "--epochs", "1", "--train-limit", "64", "--test-limit", "32", "--sim-lens", "2",
-               "--mask-ratios", "0", "0.5", "--out", str(tmp_path)])
+    rc = main(["ann2snn", "--img-size", "8", "--embed-dim", "8", "--epochs", "1", "--train-limit", "32",
+               "--test-limit", "8", "--sim-lens", "2", "--mask-ratios", "0", "0.5", "--sop-samples", "8",
+               "--out", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
     assert "sim_len" in out and "mask" in out
