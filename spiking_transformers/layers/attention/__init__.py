@@ -30,6 +30,7 @@ from .statten import SpatioTemporalAttention, STAttention  # registers "statten"
 from . import stmixer  # noqa: F401,E402  (registers "stmixer")
 from . import divided_st  # noqa: F401,E402  (registers "spikeformer_st")
 from . import a2os2a, dista, semm, stformer, xnor  # noqa: F401,E402  (paper-only mechanisms, reference="paper")
+from . import tim  # noqa: F401,E402  (registers "tim")
 
 __all__ = [
     "AttentionInfo",
