@@ -54,6 +54,7 @@ with ``P = 280`` give 33 and 11.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -943,13 +944,12 @@ _KNOWN = (
     r"head\..*",
     r"(?:c|r)_(?:z_k|x)\.(?:conv|bn)\..*",
 )
+_KNOWN_RE = re.compile("|".join(f"(?:{p})" for p in _KNOWN))
 
 
 def convert_official_key(key: str, value: Tensor) -> tuple[str, Tensor] | None:
     """Official ``SiamTrack`` keys are ours (same module paths); an unknown key gives ``None``."""
-    import re
-
-    return (key, value) if any(re.fullmatch(p, key) for p in _KNOWN) else None
+    return (key, value) if _KNOWN_RE.fullmatch(key) else None
 
 
 register_official_family(
