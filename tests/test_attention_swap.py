@@ -146,3 +146,19 @@ def test_backbone_options_fill_only_named_parameters():
     assert backbone_options(SpikingSelfAttention, num_tokens=7) == {}
     model = st.create_model("spikformer_4_256_cifar10", attn=build, **TINY)
     assert model.attn_name == "build" and isinstance(model.block[0].attn, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("attn", ["qk_token", "qk_channel", "sdsa", "statten"])
+def test_qkformer_stages_take_registered_attentions(attn):
+    # QKFormer's own names (qkta, qkca, ssa: its feature-map SSA with conv projections) come first; any other
+    # registered name is looked up in the registry.
+    from spiking_transformers.models.qkformer import QKFormer
+
+    model = QKFormer(
+        embed_dim=32, depths=(1, 1), num_heads=2, attn_layers=(attn, "ssa"), embed_layout="cifar", T=2, img_size=16,
+        num_classes=3,
+    )  # fmt: skip
+    assert isinstance(model.stage1[0].attn, attention_info(attn).build)
+    out = model(torch.randn(2, 3, 16, 16))
+    assert out.shape == (2, 3)
+    out.sum().backward()

@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from ..layers._shapes import fold_time, unfold_time
 from ..layers.ops import folded, merge_heads, split_heads
+from ..layers.attention import attend, list_attentions, resolve_attention
 from ..layers.attention.qk import PointwiseProjections, QKChannelAttention, QKTokenAttention
 from ..neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
 from ._base import SpikingModel
@@ -154,7 +155,9 @@ class QKFormerMlp(nn.Module):
         return self.fc2_lif(folded(x, self.fc2_conv, self.fc2_bn))
 
 
-# Attention cores by name (configurations) -> class with the signature ``(dim, num_heads, *, spike_layer, ...)``.
+# QKFormer's own attention cores on feature maps, by the names of its configurations. Any other name is looked up
+# in the attention registry (``"qk_token"`` and ``"qk_channel"`` are these two cores under the token contract;
+# ``"sdsa"``, ``"statten"``, ... work too) and run through the layout adapter.
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "qkta": QKTokenAttention,
     "qkca": QKChannelAttention,
@@ -165,10 +168,15 @@ AttnLayer = str | type[nn.Module] | Callable[..., nn.Module]
 
 def _resolve_attn(attn: AttnLayer) -> Callable[..., nn.Module]:
     if isinstance(attn, str):
-        try:
+        if attn in ATTENTION_LAYERS:
             return ATTENTION_LAYERS[attn]
-        except KeyError:
-            raise ValueError(f"unknown attention {attn!r}; known: {', '.join(sorted(ATTENTION_LAYERS))}") from None
+        try:
+            return resolve_attention(attn)
+        except ValueError:
+            raise ValueError(
+                f"unknown attention {attn!r}; known: {', '.join(sorted(ATTENTION_LAYERS))} and the registered "
+                f"{', '.join(list_attentions())}"
+            ) from None
     return attn
 
 
@@ -179,7 +187,9 @@ class QKFormerBlock(nn.Module):
         dim: channels.
         num_heads: attention heads.
         mlp_ratio: MLP hidden width = ``int(dim * mlp_ratio)``.
-        attn_layer: attention class (or its name in :data:`ATTENTION_LAYERS`).
+        attn_layer: attention class, its name in :data:`ATTENTION_LAYERS` (QKFormer's own cores on feature maps), or
+            the name of a registered attention (run through
+            :func:`~spiking_transformers.layers.attention.attend`).
         spike_layer: neuron factory.
         ssa_proj_over_batch: passed to :class:`QKFormerSSA` (ignored by other attention classes: see there).
     """
@@ -199,9 +209,12 @@ class QKFormerBlock(nn.Module):
         extra = {"proj_over_batch": ssa_proj_over_batch} if cls is QKFormerSSA else {}
         self.attn = cls(dim, num_heads, spike_layer=spike_layer, **extra)
         self.mlp = QKFormerMlp(dim, int(dim * mlp_ratio), spike_layer=spike_layer)
+        # QKFormer's own cores take the feature map as it is (the official layout); registered attentions go
+        # through the layout adapter.
+        self._map_native = cls in ATTENTION_LAYERS.values()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(x)
+        x = x + (self.attn(x) if self._map_native else attend(self.attn, x, layout="map"))
         return x + self.mlp(x)
 
 
