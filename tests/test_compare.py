@@ -6,7 +6,7 @@ import json
 
 from spiking_transformers.analysis import VERDICTS
 from spiking_transformers.cli import main
-from spiking_transformers.commands.compare import format_markdown, pareto_front
+from spiking_transformers.commands.compare import _spread, format_markdown, pareto_front
 
 
 def test_pareto_front_by_hand():
@@ -16,6 +16,12 @@ def test_pareto_front_by_hand():
     assert pareto_front(pts) == [1, 2]
     assert pareto_front([(1.0, 50.0)]) == [0]
     assert pareto_front([(1.0, 50.0), (1.0, 50.0)]) == [0, 1]  # equal points do not dominate each other
+
+
+def test_limit_takes_evenly_spaced_samples():
+    assert _spread(10, 4) == [0, 2, 5, 7] and _spread(3, 5) == [0, 1, 2]
+    idx = _spread(1438, 500)
+    assert len(idx) == 500 and idx[0] == 0 and idx[-1] > 1400  # reaches the last classes of a class-sorted split
 
 
 def test_markdown_table_row():

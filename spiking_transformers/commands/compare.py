@@ -67,8 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-heads", type=int, help="attention heads (default 2)")
     p.add_argument("--batch-size", type=int, help="training batch (default: the recipe's)")
     p.add_argument("--energy-batches", type=int, default=4, metavar="N", help="test batches the energy is measured on")
-    p.add_argument("--limit", type=int, metavar="N", help="use only the first N training and N test samples (a quick "
-                                                           "smoke run)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only N training and N test samples, evenly spaced "
+                                                           "over each split (a quick smoke run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads (default min(2, cpu count))")
     p.add_argument("--out", help="output folder (default runs/compare-<time>)")
@@ -124,8 +124,9 @@ def _measure(args: argparse.Namespace, data: str, attn: str) -> dict[str, Any]:
     model = build_model(config)
     train_set, test_set = build_datasets(config)
     if args.limit:
-        train_set = torch.utils.data.Subset(train_set, range(min(args.limit, len(train_set))))
-        test_set = torch.utils.data.Subset(test_set, range(min(args.limit, len(test_set))))
+        # evenly spaced samples: some splits are stored class by class, so the first N would hold few classes
+        train_set = torch.utils.data.Subset(train_set, _spread(len(train_set), args.limit))
+        test_set = torch.utils.data.Subset(test_set, _spread(len(test_set), args.limit))
     t0 = time.perf_counter()
     metrics = Trainer(model, config, train_set, test_set, out_dir=None).fit()
     wall = time.perf_counter() - t0
@@ -157,6 +158,12 @@ def _measure(args: argparse.Namespace, data: str, attn: str) -> dict[str, Any]:
         "model_args": dict(config.model_args),
         "recipe": config.recipe,
     }
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``min(k, n)`` indices spread evenly over ``range(n)``."""
+    k = min(k, n)
+    return sorted({(i * n) // k for i in range(k)})
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
