@@ -52,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _model(args: argparse.Namespace):
     import torch
 
-    from ..models.stnet import CROP_SIZES, STNET_FE240_KWARGS, STNET_TINY_KWARGS, STNet, build_official
-    from ..models import load_official_state_dict
+    from ..models import from_official, load_official_checkpoint, load_official_state_dict
+    from ..models.stnet import CROP_SIZES, STNET_FE240_KWARGS, STNET_TINY_KWARGS, STNet
     from ..tracking import TrackerConfig
 
     torch.manual_seed(args.seed)
@@ -63,10 +63,8 @@ def _model(args: argparse.Namespace):
             raise ValueError("--official needs --weights FILE (an official STNet state dict)")
         if args.size != "fe240":
             raise ValueError("--official weights are the FE240 network: use --size fe240")
-        model = build_official(SwinTransformer=dict(pretrain_img_size=280))
-        model.official_family = "stnet"
-        state = torch.load(args.weights, map_location="cpu", weights_only=True)
-        load_official_state_dict(model, state.get("model_state_dict", state) if isinstance(state, dict) else state)
+        model = from_official("stnet", dict(SwinTransformer=dict(pretrain_img_size=280)))
+        load_official_state_dict(model, load_official_checkpoint(args.weights))
     else:
         model = STNet(**(STNET_TINY_KWARGS if args.size == "tiny" else STNET_FE240_KWARGS))
         if args.weights:
