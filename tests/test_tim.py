@@ -77,7 +77,8 @@ def test_distributed_thresholds_silence_the_tim_output_neuron():
     assert all(c <= 0 for c in counts) and torch.equal(out[1:], torch.zeros_like(out[1:]))
     # With the intended 0.5 it fires.
     tim2 = TemporalInteraction(16).double()
-    tim2.load_state_dict({**tim.state_dict(), "in_lif.threshold": torch.tensor(0.3), "out_lif.threshold": torch.tensor(0.5)})
+    thresholds = {"in_lif.threshold": torch.tensor(0.3), "out_lif.threshold": torch.tensor(0.5)}
+    tim2.load_state_dict({**tim.state_dict(), **thresholds})
     assert tim2(q)[1:].sum() > 0
 
 

@@ -92,7 +92,9 @@ class RevTokenizer(nn.Module):
         if not (0 <= num_pools <= _STAGES and 2**num_pools == patch_size):
             raise ValueError(f"patch_size must be a power of two from 1 to {2**_STAGES}, got {patch_size}")
         if embed_dim < 8:
-            raise ValueError(f"embed_dim must be at least 8 (the first stage has embed_dim // 8 channels), got {embed_dim}")
+            raise ValueError(
+                f"embed_dim must be at least 8 (the first stage has embed_dim // 8 channels), got {embed_dim}"
+            )
         self.patch_size = patch_size
         widths = [in_chans, embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim, embed_dim]
         for i in range(_STAGES + 1):
@@ -289,7 +291,9 @@ class ReversibleSequence(nn.Module):
         ``[..., 2C]`` -> ``[..., 2C]``.
     """
 
-    def __init__(self, blocks: Sequence[ReversibleBlock], *, reversible: bool = True, recompute_bn_stats: bool = True) -> None:
+    def __init__(
+        self, blocks: Sequence[ReversibleBlock], *, reversible: bool = True, recompute_bn_stats: bool = True
+    ) -> None:
         super().__init__()
         self.reversible_blocks = nn.ModuleList(blocks)
         self.reversible = bool(reversible)

@@ -174,7 +174,10 @@ class SpikformerTIM(SpikingModel):
 # Official checkpoints.
 
 _CONV_PROJ = re.compile(r"(block\.\d+\.(?:attn\.(?:q|k|v|proj)|mlp\.fc[12]))_conv\.(weight|bias)")
-_NEURON = r"(?:patch_embed\.(?:proj_lif[123]?|rpe_lif)|block\.\d+\.(?:attn\.(?:[qkv]|attn|proj)_lif|attn\.TIM\.(?:in|out)_lif|mlp\.fc[12]_lif))"
+_NEURON = (
+    r"(?:patch_embed\.(?:proj_lif[123]?|rpe_lif)"
+    r"|block\.\d+\.(?:attn\.(?:[qkv]|attn|proj)_lif|attn\.TIM\.(?:in|out)_lif|mlp\.fc[12]_lif))"
+)
 _OUR_KEY = re.compile(
     "|".join(
         f"(?:{p})"
@@ -263,7 +266,8 @@ def tim_from_official(
 register_official_family(
     OfficialFamily(
         name="tim",
-        source="BrainCog-X/Brain-Cog @ 3998fd504c1a03376c2e96f14ddf98aee9f5370a: examples/TIM/models/spikformer_braincog_DVS.py",
+        source="BrainCog-X/Brain-Cog @ 3998fd504c1a03376c2e96f14ddf98aee9f5370a: "
+        "examples/TIM/models/spikformer_braincog_DVS.py",
         build=tim_from_official,
         convert_key=convert_tim_key,
         unused=_UNUSED,

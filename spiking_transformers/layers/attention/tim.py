@@ -1,8 +1,8 @@
 """The Temporal Interaction Module (TIM) on the query path of spiking self-attention, registered as ``"tim"``.
 
 Shen et al., "TIM: An Efficient Temporal Interaction Module for Spiking Transformer", IJCAI 2024, arXiv 2401.11687.
-Upstream: github.com/BrainCog-X/Brain-Cog, folder ``examples/TIM`` (``models/TIM.py``, ``models/spikformer_braincog_DVS.py``,
-``utils/MyNode.py``), checked at commit 3998fd504c1a03376c2e96f14ddf98aee9f5370a.
+Upstream: github.com/BrainCog-X/Brain-Cog, folder ``examples/TIM`` (``models/TIM.py``,
+``models/spikformer_braincog_DVS.py``, ``utils/MyNode.py``), checked at commit 3998fd504c1a03376c2e96f14ddf98aee9f5370a.
 
 TIM runs a recurrence over time on the query spikes ``q`` (heads split, ``[T, B, h, N, d]``)::
 
@@ -263,9 +263,4 @@ class TIMSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, attn_scale={self.attn_scale}"
-
-
-def distributed_thresholds() -> dict[str, Any]:
-    """Keyword arguments of :class:`TIMSelfAttention` that reproduce the distributed code (every threshold 1.0)."""
-    return dict(attn_threshold=1.0, tim_thresholds=(1.0, 1.0))
 
