@@ -28,7 +28,7 @@ import math
 
 from torch import Tensor, nn
 
-from ...neurons import DEFAULT_SPIKE_LAYER, Neuron, SpikeFactory
+from ...neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
 from ..ops import folded_bn_spike, linear_bn_spike
 from ._layout import ATTN_V_THRESHOLD
 from ._registry import register_attention
