@@ -1,4 +1,4 @@
-"""RevSFormer (Zhang and Zhang, "Memory-Efficient Reversible Spiking Neural Networks", AAAI 2024, arXiv 2312.07922).
+"""RevSFormer (Hong Zhang and Yu Zhang, "Memory-Efficient Reversible Spiking Neural Networks", AAAI 2024).
 
 Upstream: github.com/mi804/RevSNN, checked against commit 7521f75afb0394d89a8a162ce8e2fe8b0a4f6441 (the
 ``revsformer_cifar_small`` fixture was made from it). Official family ``revsformer``: ``cifar10/revmodel.py``, the
@@ -68,7 +68,7 @@ REVSFORMER_PAPER = Paper(
     title="Memory-Efficient Reversible Spiking Neural Networks",
     venue="AAAI",
     year=2024,
-    arxiv="2312.07922",
+    arxiv=None,  # an arXiv version exists (Dec 2023); its number was not checked here
     repo="mi804/RevSNN",
     commit="7521f75afb0394d89a8a162ce8e2fe8b0a4f6441",
 )
