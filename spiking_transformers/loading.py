@@ -86,6 +86,13 @@ class Loaded:
     spec: dict[str, Any]
     train_config: Any = None
     notes: list[str] = field(default_factory=list)
+    data: str | None = None  # the data set the weights were trained on, where recorded
+
+    @property
+    def kind_text(self) -> str:
+        """The kind in words (for messages)."""
+        return {"pretrained": "model folder", "run": "run folder", "checkpoint": "checkpoint folder",
+                "safetensors": "weights file", "official": "official checkpoint"}.get(self.kind, self.kind)
 
     @property
     def name(self) -> str:
@@ -323,7 +330,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, model_name: str | None = None,
-                    model_args: Mapping[str, Any] | None = None, source: str | None = None) -> Path:
+                    model_args: Mapping[str, Any] | None = None, source: str | None = None,
+                    data: str | None = None) -> Path:
     """Write ``directory/model.safetensors`` + ``directory/config.json`` (a Hugging-Face-hub-like model folder).
 
     The model must say how it was built: a model from :func:`load`, :func:`from_pretrained` or
@@ -344,6 +352,8 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, mode
     facts["params"] = sum(p.numel() for p in model.parameters())
     if source:
         facts["source"] = source
+    if data:
+        facts["data"] = data  # the data set it was trained on: `eval DIR` defaults to it
     config.update({k: _jsonable(v) for k, v in facts.items() if k not in config})
     tmp = directory / f".{WEIGHTS_NAME}.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt", "library": FORMAT})
@@ -394,7 +404,7 @@ def _load_model_folder(directory: Path, data: Mapping[str, Any]) -> Loaded:
     spec = {k: data[k] for k in ("builder", "model", "model_args", "official_family", "official_kwargs") if k in data}
     model = build_from_spec(spec)
     load_weights_into(model, state, source=str(weights), what=_describe(spec))
-    return Loaded(model.eval(), "pretrained", weights, spec)
+    return Loaded(model.eval(), "pretrained", weights, spec, data=data.get("data"))
 
 
 def _describe(spec: Mapping[str, Any]) -> str:
@@ -420,7 +430,7 @@ def _from_train_config(config: Any, state: Mapping[str, Tensor], source: str, ki
     hint = ("the run's config.json and its weights disagree (was the weights file replaced?)"
             if kind in ("run", "checkpoint") else "")
     load_weights_into(model, state, source=source, what=_describe(spec), hint=hint)
-    return Loaded(model.eval(), kind, weights, spec, train_config=config)
+    return Loaded(model.eval(), kind, weights, spec, train_config=config, data=config.data)
 
 
 def _load_checkpoint_folder(path: Path, ema: bool, config: Any = None) -> Loaded:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_from_args(args.checkpoint, args, ema=args.ema)
     for note in loaded.notes:
         print(note)
-    save_pretrained(loaded.model, out, source=str(Path(args.checkpoint).resolve()))
+    save_pretrained(loaded.model, out, source=str(Path(args.checkpoint).resolve()), data=loaded.data)
     n = sum(p.numel() for p in loaded.model.parameters())
     print(f"wrote {out / WEIGHTS_NAME} and {out / CONFIG_NAME}: {loaded.name} ({loaded.kind}), {n / 1e6:.3f}M "
           f"parameters, T={getattr(loaded.model, 'T', '?')}; load with st.from_pretrained({str(out)!r}) or "

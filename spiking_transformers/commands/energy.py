@@ -68,6 +68,18 @@ class _Subject:
         return getattr(m, "input_kind", "image"), int(chans or 3), size if size is not None else 224
 
 
+def _bundled(data: str | None) -> str | None:
+    """A recorded data set that needs no folder of the user's files (else ``None``: random inputs, or --data)."""
+    if not data:
+        return None
+    from ..data import dataset_info
+
+    try:
+        return None if dataset_info(data).needs_root else data
+    except KeyError:
+        return None
+
+
 def _subject(item: str, args: argparse.Namespace, checkpoint: str | None) -> _Subject:
     """A registered name (built, with ``--checkpoint`` loaded) or a path (loaded as it is)."""
     import os
@@ -87,8 +99,8 @@ def _subject(item: str, args: argparse.Namespace, checkpoint: str | None) -> _Su
             loaded.model.set_T(args.T)
         cfg = loaded.train_config
         name = Path(item).name if loaded.kind == "run" else loaded.name
-        return _Subject(loaded.model, name, True, notes, cfg.data if cfg is not None else None,
-                        cfg.data_dir if cfg is not None else None)
+        data = cfg.data if cfg is not None else _bundled(loaded.data)
+        return _Subject(loaded.model, name, True, notes, data, cfg.data_dir if cfg is not None else None)
     info = model_info(item)  # an unknown name: one line with "did you mean"
     overrides: dict[str, Any] = dict(info.tiny_overrides) if args.tiny else {}
     if args.T is not None:

@@ -143,15 +143,16 @@ def _data_config(loaded: Any, args: argparse.Namespace) -> Any:
     changes = {k: v for k, v in (("data", args.data), ("data_dir", args.data_dir)) if v is not None}
     if loaded.train_config is not None:
         return loaded.train_config.replace(**changes)
-    if args.data is None:
-        raise ValueError(f"{args.path}: a {loaded.kind} holds no data set name (only a run folder does): pass "
-                         "--data NAME (and --data-dir DIR for your own files)")
+    data = args.data or loaded.data
+    if data is None:
+        raise ValueError(f"{args.path}: this {loaded.kind_text} records no data set (a run folder, or a model folder "
+                         "converted from one, does): pass --data NAME (and --data-dir DIR for your own files)")
     model = loaded.model
     data_args: dict[str, Any] = {}
     size = getattr(model, "img_size", None)
     if isinstance(size, int):
         data_args["img_size"] = size
-    return TrainConfig(model=str(loaded.spec.get("model") or "spikformer_4_384_cifar10"), data=args.data,
+    return TrainConfig(model=str(loaded.spec.get("model") or "spikformer_4_384_cifar10"), data=data,
                        data_dir=args.data_dir, data_args=data_args, T=int(model.T))
 
 
