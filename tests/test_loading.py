@@ -94,3 +94,16 @@ def test_bare_safetensors_is_matched_to_its_variant(tmp_path):
     loaded = st.load_any_checkpoint(tmp_path / "w.safetensors")
     assert loaded.name == "sdt_2_256_cifar10" and loaded.model.num_classes == 7
     assert any("matched" in n for n in loaded.notes)
+
+
+def test_create_model_with_checkpoint(tmp_path):
+    args = dict(embed_dim=16, depth=1, num_heads=2, img_size=16, T=2)
+    model = st.create_model("sdt_2_256_cifar10", **args).eval()
+    st.save_pretrained(model, tmp_path / "m", model_args=args)
+    back = st.create_model("sdt_2_256_cifar10", checkpoint=str(tmp_path / "m" / "model.safetensors"), **args)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    with pytest.raises(st.LoadError, match="shape mismatch"):
+        st.create_model("sdt_2_256_cifar10", checkpoint=str(tmp_path / "m" / "model.safetensors"),
+                        **dict(args, embed_dim=32))

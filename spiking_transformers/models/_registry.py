@@ -152,8 +152,17 @@ def _entry(name: str) -> _Entry:
         raise ValueError(f"unknown model {name!r}{hint} `spiking-transformers models` lists them all") from None
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build a registered variant; ``overrides`` replace constructor arguments (``num_classes``, ``T``, ...)."""
+def create_model(name: str, *, checkpoint: str | None = None, **overrides: Any) -> nn.Module:
+    """Build a registered variant; ``overrides`` replace constructor arguments (``num_classes``, ``T``, ...).
+
+    ``checkpoint``: load these weights (ours or an official checkpoint of the variant's family, any file or folder
+    that :func:`spiking_transformers.loading.load_any_checkpoint` reads); the model comes back in eval mode. A
+    mismatch raises one line naming the keys and shapes.
+    """
+    if checkpoint is not None:
+        from ..loading import load_any_checkpoint
+
+        return load_any_checkpoint(checkpoint, model=name, model_args=overrides).model
     entry = _entry(name)
     model = entry.factory(**overrides)
     model.model_name = name  # type: ignore[assignment]
