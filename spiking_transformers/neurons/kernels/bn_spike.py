@@ -215,9 +215,10 @@ def bn_spike(x: Tensor, bn: nn.Module, neuron: nn.Module, shape: Sequence[int]) 
         spikes of ``shape``, bit-identical to the plain computation; running statistics are updated identically
         and gradients are those of the plain graph.
     """
-    shape = tuple(int(s) for s in shape)
     if not can_fuse_bn_spike(x, bn, neuron):
-        return neuron(bn(x).reshape(shape))
+        # sizes stay as given (symbolic under torch.export, so that an exported batch axis stays dynamic)
+        return neuron(bn(x).reshape(tuple(shape)))
+    shape = tuple(int(s) for s in shape)
 
     def fused_forward(z: Tensor) -> Tensor:
         momentum = _momentum(bn)  # type: ignore[arg-type]
