@@ -70,7 +70,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             "samples/s", "peak RSS GB"]
     body = []
     for r in rows:
-        opts = ",".join(k for k in ("compact_saves", "fold_bn", "grad_checkpointing") if r.get(k))
+        opts = ",".join(k for k in ("compact_saves", "fold_bn", "grad_checkpointing", "bf16") if r.get(k))
         if r["mode"] == "train" and not r.get("fuse_bn", True):
             opts = ",".join(filter(None, [opts, "unfused_bn"]))
         if not r.get("malloc_tuned"):
@@ -171,6 +171,15 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
         def step() -> None:
             with torch.inference_mode():
                 model(x)
+
+    if config.get("bf16"):  # refused before this point on a CPU without native bfloat16 (runtime.bf16_refusal)
+        from .runtime import bf16_autocast
+
+        plain_step = step
+
+        def step() -> None:
+            with bf16_autocast():
+                plain_step()
 
     rss_before = _peak_rss_bytes()
     for _ in range(int(config["warmup"])):

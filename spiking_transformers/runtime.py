@@ -18,7 +18,7 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["tune_cpu_allocator", "OPT_OUT_ENV"]
+__all__ = ["tune_cpu_allocator", "OPT_OUT_ENV", "cpu_flags", "bf16_refusal", "bf16_autocast", "BF16_FLAGS"]
 
 # Set to "0" to leave the C allocator as it is (e.g. to compare, or when memory must go back to the system).
 OPT_OUT_ENV = "SPIKING_TRANSFORMERS_TUNE_MALLOC"
@@ -67,3 +67,46 @@ def tune_cpu_allocator() -> bool:
         # step, 4.11 -> 3.80 GB peak RSS with the cpp back end).
         mallopt(_M_TRIM_THRESHOLD, _INT_MAX)
     return _applied
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Opt-in bfloat16 on the CPU
+
+#: CPU flags (``/proc/cpuinfo``) with native bfloat16 arithmetic: AVX-512 BF16 dot products, AMX tiles. Without one of
+#: them oneDNN emulates bfloat16 through float32 conversions, which is slower than float32, not faster.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (first processor); empty where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_refusal(flags: set[str] | None = None) -> str | None:
+    """``None`` where the CPU computes bfloat16 natively (:data:`BF16_FLAGS`), else the one-line reason to refuse."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return "bf16 refused: cannot read this CPU's feature flags (/proc/cpuinfo), so avx512_bf16 / amx_bf16 is unknown"
+    if any(f in flags for f in BF16_FLAGS):
+        return None
+    return (f"bf16 refused: this CPU has neither avx512_bf16 nor amx_bf16 (bfloat16 would be emulated, slower than "
+            f"float32); has {'avx512f' if 'avx512f' in flags else 'avx2' if 'avx2' in flags else 'neither avx2'}")
+
+
+def bf16_autocast(flags: set[str] | None = None):
+    """``torch.autocast("cpu", torch.bfloat16)`` where the CPU has native bfloat16; raises ``RuntimeError`` (one line,
+    naming the missing flag) elsewhere. Convolutions, linear layers and matmuls run in bfloat16, the rest in float32
+    (spike drift of that mode: ``docs/precision.md``)."""
+    reason = bf16_refusal(flags)
+    if reason is not None:
+        raise RuntimeError(reason)
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16)

@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fuse-bn", action="store_true",
                    help="train: keep BatchNorm and neuron apart (default: fused, only the BN input saved; bn_spike.py)")
     p.add_argument("--fold-bn", action="store_true", help="eval: fold BatchNorm into the preceding conv/linear")
+    p.add_argument("--bf16", action="store_true",
+                   help="run the step under torch.autocast(cpu, bfloat16); refused on a CPU without avx512_bf16/amx_bf16")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="train: memory mode, model.set_grad_checkpointing(True) (recompute each block in backward)")
     p.add_argument("--best", action="store_true", help="cpp back end + every applicable option above")
@@ -66,6 +68,12 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from ..neurons.kernels import available_backends
     from ..neurons.lif import DEFAULT_BACKEND
 
+    if getattr(args, "bf16", False):
+        from ..runtime import bf16_refusal
+
+        reason = bf16_refusal()
+        if reason is not None:
+            raise ValueError(f"--bf16: {reason}")
     backend = args.backend or ("cpp" if args.best else DEFAULT_BACKEND)
     if backend not in available_backends():
         raise ValueError(f"--backend {backend!r}: unknown neuron back end; available: {', '.join(available_backends())}")
@@ -83,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         compact_saves=bool(args.compact_saves or (args.best and args.mode == "train")),
         fold_bn=bool(args.fold_bn or (args.best and args.mode == "eval")),
         grad_checkpointing=bool(getattr(args, "grad_checkpointing", False)),
+        bf16=bool(getattr(args, "bf16", False)),
         tiny=bool(args.tiny),
         tune_malloc=not args.no_tune_malloc,
         fuse_bn=not args.no_fuse_bn,
