@@ -114,10 +114,12 @@ class MSBlock(nn.Module):
 
 
 class MSConvBlock(nn.Module):
-    """Conv-stage block: ``x + SepConv(x)``, then ``x + BN(conv3x3(LIF(BN(conv3x3(LIF(x))))))`` (channel ratio r).
+    """Conv-stage block: ``x + mixer(x)``, then ``x + BN(conv3x3(SN(BN(conv3x3(SN(x))))))`` (channel ratio r).
 
-    Submodules ``Conv`` (the SepConv), ``lif1``, ``conv1`` (C -> rC), ``bn1``, ``lif2``, ``conv2`` (rC -> C), ``bn2``.
-    Shape: ``[T, B, C, H, W] -> [T, B, C, H, W]``.
+    Submodules ``Conv`` (the token mixer: V2's :class:`~spiking_transformers.layers.conv.SepConv` by default),
+    ``{p}1``, ``conv1`` (C -> rC), ``bn1``, ``{p}2``, ``conv2`` (rC -> C), ``bn2`` with the neuron prefix ``p``
+    (``lif`` in V2 and QSD, ``spike`` in E-SpikeFormer-base, whose mixer is its own ``SepConvSpike``), so official
+    module paths carry over. Shape: ``[T, B, C, H, W] -> [T, B, C, H, W]``.
     """
 
     def __init__(
@@ -127,21 +129,25 @@ class MSConvBlock(nn.Module):
         mlp_ratio: int = 4,
         spike_layer: SpikeFactory,
         conv_layer: ConvFactory = nn.Conv2d,
+        token_mixer: Callable[[int], nn.Module] | None = None,
+        neuron_prefix: str = "lif",
     ) -> None:
         super().__init__()
         hidden = dim * mlp_ratio
-        self.Conv = SepConv(dim, spike_layer=spike_layer, conv_layer=conv_layer)
-        self.lif1 = spike_layer()
+        self.Conv = token_mixer(dim) if token_mixer else SepConv(dim, spike_layer=spike_layer, conv_layer=conv_layer)
+        self.neuron_prefix = neuron_prefix
+        self.add_module(f"{neuron_prefix}1", spike_layer())
         self.conv1 = conv_layer(dim, hidden, 3, stride=1, padding=1, groups=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden)
-        self.lif2 = spike_layer()
+        self.add_module(f"{neuron_prefix}2", spike_layer())
         self.conv2 = conv_layer(hidden, dim, 3, stride=1, padding=1, groups=1, bias=False)
         self.bn2 = nn.BatchNorm2d(dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        p = self.neuron_prefix
         x = self.Conv(x) + x
-        y = folded(self.lif1(x), self.conv1, self.bn1)
-        y = folded(self.lif2(y), self.conv2, self.bn2)
+        y = folded(getattr(self, f"{p}1")(x), self.conv1, self.bn1)
+        y = folded(getattr(self, f"{p}2")(y), self.conv2, self.bn2)
         return x + y
 
 

@@ -43,9 +43,11 @@ Quirks kept or resolved:
   ``num_classes`` and refuse differing values when ``kd`` is on.
 * With ``kd`` the official forward returns ``(head, head_kd)`` in training and their mean in eval. Ours always
   returns the mean (a fixed return type); :meth:`ESpikeFormerLarge.forward_distill` gives the pair.
-* The down-sampling layers are V2's :class:`~spiking_transformers.layers.MSDownsampling` (its neuron named
-  ``encode_spike`` in the base file); the other blocks differ from V2's (a BN and a neuron on the depthwise conv,
-  multi-level neurons, the 4x-wide V) and stay here.
+* The down-sampling layers and the base model's conv-stage blocks are V2's
+  (:class:`~spiking_transformers.layers.MSDownsampling`, :class:`~spiking_transformers.layers.MSConvBlock`), with
+  the base file's module names (``encode_spike``, ``spike1``/``spike2``) and its own separable conv
+  (:class:`SepConvSpike`: a BN and a neuron on the depthwise conv); the transformer blocks differ from V2's
+  (multi-level neurons, the 4x-wide V, the large model's Conv1d stacks) and stay here.
 * Large drop path is timm's ``DropPath`` on ``[T, B, C, N]``: one keep/drop draw per *time step* (the whole batch
   at ``T = 1``); kept as is. The base model builds drop path but never applies it; we do not build it.
 """
@@ -58,7 +60,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..layers import MSDownsampling
+from ..layers import MSConvBlock, MSDownsampling
 from ..layers._shapes import TimeDistributed
 from ..layers.ops import folded, merge_heads, split_heads
 from ..neurons.multispike import MultiSpike
@@ -72,7 +74,7 @@ __all__ = [
     "sfa_neuron",
     "large_neuron",
     "SepConvSpike",
-    "ConvBlockSepConv",
+    "conv_block_sepconv",
     "LinearAttention",
     "MlpConv1d",
     "BlockSepConv",
@@ -139,27 +141,17 @@ class SepConvSpike(nn.Module):
         return self.pwconv2(self.spike3(x))
 
 
-class ConvBlockSepConv(nn.Module):
-    """``MS_ConvBlock_spike_SepConv``: ``x + SepConvSpike7(x)``, then ``+ BN(conv3x3(spike(BN(conv3x3(spike(.))))))``
-    with a ``mlp_ratio``-wide hidden layer (no conv bias). ``[T, B, C, H, W] -> same``."""
-
-    def __init__(self, dim: int, *, mlp_ratio: int = 4, max_level: int = 4) -> None:
-        super().__init__()
-        hidden = dim * mlp_ratio
-        self.Conv = SepConvSpike(dim, kernel_size=7, max_level=max_level)
-        self.spike1 = sfa_neuron(max_level)
-        self.conv1 = nn.Conv2d(dim, hidden, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(hidden)
-        self.spike2 = sfa_neuron(max_level)
-        self.conv2 = nn.Conv2d(hidden, dim, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.Conv(x) + x
-        y = folded(self.spike1(x), self.conv1, self.bn1)
-        y = folded(self.spike2(y), self.conv2, self.bn2)
-        return x + y
-
+def conv_block_sepconv(dim: int, *, mlp_ratio: int = 4, max_level: int = 4) -> MSConvBlock:
+    """``MS_ConvBlock_spike_SepConv``: V2's conv-stage block (:class:`~spiking_transformers.layers.MSConvBlock`) with
+    :class:`SepConvSpike` (kernel 7) as its mixer, SFA neurons named ``spike1`` / ``spike2`` and a ``mlp_ratio``-wide
+    hidden layer (no conv bias). ``[T, B, C, H, W] -> same``."""
+    return MSConvBlock(
+        dim,
+        mlp_ratio=mlp_ratio,
+        spike_layer=partial(sfa_neuron, max_level),
+        token_mixer=lambda d: SepConvSpike(d, kernel_size=7, max_level=max_level),
+        neuron_prefix="spike",
+    )
 
 class LinearAttention(nn.Module):
     """``MS_Attention_linear`` (E-SpikeFormer base), on ``[T, B, C, H, W]``.
@@ -292,7 +284,7 @@ class ESpikeFormer(SpikingModel):
             )
 
         _add_conv_stages(self, in_chans, (c0, c1, c2), down=down,
-                         block=lambda c: ConvBlockSepConv(c, mlp_ratio=mlp_ratio, max_level=D))
+                         block=lambda c: conv_block_sepconv(c, mlp_ratio=mlp_ratio, max_level=D))
         blk = dict(num_heads=num_heads, mlp_ratio=mlp_ratio, v_ratio=v_ratio, max_level=D)
         self.block3 = nn.ModuleList([BlockSepConv(c2, **blk) for _ in range(depths[0])])
         self.downsample4 = down(c2, c3, stride=1)
