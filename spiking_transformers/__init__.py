@@ -12,6 +12,8 @@ from .models import (
     model_info,
 )
 from .loading import LoadError, from_pretrained, load, load_any_checkpoint, save_pretrained
+from .export.nir import export_nir
+from .export.onnx import export_onnx
 
 __version__ = "0.1.0"
 
@@ -30,5 +32,7 @@ __all__ = [
     "from_pretrained",
     "save_pretrained",
     "LoadError",
+    "export_onnx",
+    "export_nir",
     "__version__",
 ]
