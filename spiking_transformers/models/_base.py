@@ -43,10 +43,15 @@ class SpikingModel(nn.Module):
         return self
 
     def expected_in_chans(self) -> int | None:
-        """Input channels the first layer takes (its first convolution's ``in_channels``), or ``None``."""
+        """Input channels the first layer takes (its first 2-D convolution's ``in_channels``), or ``None``.
+
+        ``None`` where the first convolution is not 2-D (a model of other inputs): then channels are not checked.
+        """
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Conv1d)):
+            if isinstance(m, nn.Conv2d):
                 return int(m.in_channels)
+            if isinstance(m, (nn.Conv1d, nn.Conv3d)):
+                return None
         return None
 
     def _check_input(self, x: Tensor) -> None:
