@@ -85,6 +85,13 @@ def test_attention_options_reach_the_attention():
         st.create_model("sdt_2_256_cifar10", attn="ssa", attn_options=dict(nope=1), **BACKBONES["sdt_2_256_cifar10"])
 
 
+def test_dvs_mode_needs_an_attention_that_has_it():
+    with pytest.raises(ValueError, match="dvs_mode=True needs an attention with a dvs_mode option.*'ssa' has none"):
+        st.create_model("sdt_2_256_cifar10", attn="ssa", dvs_mode=True, **TINY)
+    model = st.create_model("sdt_2_256_cifar10", attn="statten", dvs_mode=True, **TINY)
+    assert model.block[0].attn.dvs_mode
+
+
 def test_map_attention_under_the_token_contract_equals_its_map_forward():
     torch.manual_seed(0)
     attn = create_attention("sdsa", 16, 4, spike_layer=LIF).double().eval()

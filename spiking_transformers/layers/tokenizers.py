@@ -39,7 +39,7 @@ class SPSStages(nn.Module):
     Four Conv3x3 (no bias) + BatchNorm2d + neuron stages ``proj_conv{s}``, ``proj_bn{s}``, ``proj_lif{s}``
     (``s`` = "", "1", "2", "3") of widths ``D/8, D/4, D/2, D``, and the relative-position Conv3x3 + BN ``rpe_conv``,
     ``rpe_bn``. Subclasses add the pooling and write ``forward``: Spikformer's SPS
-    (:class:`SpikingPatchSplitting`) and SDT V1's MS-SPS (:class:`~spiking_transformers.layers.sdt_blocks.MSSPS`)
+    (:class:`SpikingPatchSplitting`) and SDT V1's MS-SPS (:class:`MSSPS`)
     differ only in where they pool and how the position term joins.
 
     Args:

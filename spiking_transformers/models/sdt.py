@@ -143,7 +143,12 @@ class SpikeDrivenTransformer(SpikingModel):
         self.attn_name = attn if isinstance(attn, str) else getattr(attn, "__name__", type(attn).__name__)
         attn_layer = resolve_attention(attn)
         options = backbone_options(attn_layer, num_tokens=self.grid_size[0] * self.grid_size[1])
-        options.update({"dvs_mode": True} if dvs_mode else {}, **(attn_options or {}))
+        if dvs_mode:
+            if not backbone_options(attn_layer, dvs_mode=True):
+                raise ValueError(f"dvs_mode=True needs an attention with a dvs_mode option (sdsa, statten); "
+                                 f"attention {self.attn_name!r} has none")
+            options["dvs_mode"] = True
+        options.update(attn_options or {})
         self.block = nn.ModuleList(
             MSBlock(
                 embed_dim, num_heads, mlp_ratio=mlp_ratio, attn_layer=attn_layer, attn_options=options,
