@@ -12,7 +12,8 @@ import spiking_transformers as st
 from spiking_transformers.models._official import OfficialCheckpointError
 from spiking_transformers.models.spikformer import Spikformer
 
-VARIANTS = st.list_models("spikformer*")
+# Spikformer's own variants (other families, e.g. TIM's spikformer_tim_*, build on it under the same prefix)
+VARIANTS = [n for n in st.list_models("spikformer*") if st.model_info(n).family == "spikformer"]
 
 # Parameter counts the paper reports (millions), from the spec's table 1(d); DVS rows give none.
 PAPER_PARAMS_M = {
