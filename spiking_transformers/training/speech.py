@@ -225,8 +225,9 @@ def _ctc_finetune(net: nn.Module, train_set, test_set, epochs: int, batch_size: 
     from ..data.speech import digit_sequences
 
     frames = 2 * train_set.frames
-    x_tr, y_tr = digit_sequences(train_set, 2000, frames=frames, seed=seed)
-    x_te, y_te = digit_sequences(test_set, 300, frames=frames, seed=seed + 1)
+    # as many sequences as training utterances (each holds 2-4 of them), capped for time
+    x_tr, y_tr = digit_sequences(train_set, min(2000, len(train_set)), frames=frames, seed=seed)
+    x_te, y_te = digit_sequences(test_set, min(300, len(test_set)), frames=frames, seed=seed + 1)
     net.img_size = (frames, net.img_size[1])  # the front end and blocks are length-agnostic
     net.head = nn.Linear(net.num_features, 11)
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
@@ -243,7 +244,7 @@ def _ctc_finetune(net: nn.Module, train_set, test_set, epochs: int, batch_size: 
             loss.backward()
             opt.step()
         if progress:
-            print(f"ctc epoch {epoch + 1}/{epochs}: loss {float(loss):.3f}", flush=True)
+            print(f"ctc epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}", flush=True)
     net.eval()
     with torch.no_grad():
         hyps = [[k - 1 for k in seq] for seq in ctc_greedy_decode(net.forward_frames(x_te))]
