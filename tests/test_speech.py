@@ -109,11 +109,13 @@ def test_train_task_speech_command_writes_metrics_and_confusion(tmp_path, capsys
     from spiking_transformers.cli import main
 
     out = tmp_path / "run"
-    assert main(["train", "--task", "speech", "--epochs", "1", "--batch-size", "32", "--out", str(out),
+    # the recipe gives the defaults (model, width 64, T 2, 14 epochs ...); the flags shrink it to a smoke run
+    assert main(["train", "--task", "speech", "--recipe", "dytr_snn_digits", "--epochs", "1", "--batch-size", "32", "--out", str(out),
                  "--model-arg", "embed_dim=16", "--model-arg", "depth=1", "--model-arg", "stem_channels=4",
                  "--T", "1", "--set", "max_train=64", "--data-arg", "test_fraction=0.05", "--set", "ctc_epochs=1", "--no-progress"]) == 0
     assert "test accuracy" in capsys.readouterr().out
     m = json.loads((out / "metrics.json").read_text())
+    assert m["model"] == "dytr_snn_2_128_digits" and m["epochs"] == 1
     assert m["n_train"] == 64 and m["n_test"] == 150 and np.array(m["confusion"]).sum() == 150
     assert (out / "confusion.png").stat().st_size > 1000 and (out / "model.pt").is_file()
     # the CTC path ran: greedy decoding of 150 connected-digit test sequences, scored by WER

@@ -189,9 +189,10 @@ def train_speech(
                         "loss": loss.item()})
         msg = (f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, train {history[-1]['train_top1']:.1f}%, "
                f"test {acc:.1f}% ({time.time() - t0:.0f} s)")
-        log.info(msg)
         if progress:
             print(msg, flush=True)
+        else:
+            log.info(msg)
     train_time = time.time() - t0
     if not history:
         acc, ys, ps = _evaluate(net, test_loader)
@@ -255,7 +256,8 @@ def _ctc_finetune(net: nn.Module, train_set, test_set, epochs: int, batch_size: 
 def run_speech(args: Any) -> int:
     """``spiking-transformers train --task speech``: the flags of ``train`` that apply (``--model``, ``--epochs``,
     ``--batch-size``, ``--lr``, ``--weight-decay``, ``--seed``, ``--T``, ``--out``, ``--threads``, ``--model-arg``,
-    ``--data-arg``), plus ``--set ctc_epochs=N`` and ``--set max_train=N``."""
+    ``--data-arg``), ``--recipe`` (e.g. ``dytr_snn_digits``: its model, model_args, T, epochs, batch_size, lr,
+    weight_decay and seed, as defaults), plus ``--set ctc_epochs=N`` and ``--set max_train=N``."""
     from .trainer import configure_threads
 
     if args.threads is not None:
@@ -264,11 +266,19 @@ def run_speech(args: Any) -> int:
     unknown = set(extra) - {"ctc_epochs", "max_train"}
     if unknown:
         raise ValueError(f"--task speech takes --set ctc_epochs=N and max_train=N only, got {sorted(unknown)}")
-    out = args.out or str(Path("runs") / f"{args.model or 'dytr_snn_2_128_digits'}-spoken-digits-"
-                                          f"{time.strftime('%Y%m%d-%H%M%S')}")
-    opts = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "seed", "T")
-            if getattr(args, k) is not None}
-    m = train_speech(args.model or "dytr_snn_2_128_digits", out=out, model_args=dict(args.model_arg or []) or None,
+    fields = ("epochs", "batch_size", "lr", "weight_decay", "seed", "T")
+    opts: dict[str, Any] = {}
+    model, model_args = args.model, dict(args.model_arg or [])
+    if args.recipe:  # a recipe's values are defaults; flags override them
+        from .config import resolve_config
+
+        cfg = resolve_config(args.recipe, {})
+        opts = {k: getattr(cfg, k) for k in fields if getattr(cfg, k, None) is not None}
+        model, model_args = model or cfg.model, {**(cfg.model_args or {}), **model_args}
+    model = model or "dytr_snn_2_128_digits"
+    opts.update({k: getattr(args, k) for k in fields if getattr(args, k) is not None})
+    out = args.out or str(Path("runs") / f"{model}-spoken-digits-{time.strftime('%Y%m%d-%H%M%S')}")
+    m = train_speech(model, out=out, model_args=model_args or None,
                      data_args=dict(args.data_arg or []) or None, progress=args.progress is not False,
                      ctc_epochs=int(extra.get("ctc_epochs", 0)),
                      max_train=int(extra["max_train"]) if "max_train" in extra else None, **opts)
