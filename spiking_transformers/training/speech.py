@@ -52,7 +52,7 @@ def plot_confusion(cm: np.ndarray, path: str | Path, labels: Sequence[str], titl
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > cm.max() / 2 else "black")
     fig.colorbar(im, ax=ax)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -212,7 +212,7 @@ def train_speech(
         torch.save({"model": model, "model_args": kwargs, "state_dict": net.state_dict()}, out / "model.pt")
         try:
             plot_confusion(cm, out / "confusion.png", DIGIT_WORDS,
-                           f"{model}: spoken digits, test {acc:.1f}% ({len(test_set)} utterances)")
+                           f"{model}\nspoken digits: test {acc:.1f}% of {len(test_set)} utterances")
         except ImportError:
             log.warning("matplotlib is not installed: no confusion.png (pip install 'spiking-transformers[plot]')")
     return metrics
