@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true",
                    help="run the step under torch.autocast(cpu, bfloat16); refused on a CPU without avx512_bf16/amx_bf16")
     p.add_argument("--grad-checkpointing", action="store_true",
-                   help="train: memory mode, model.set_grad_checkpointing(True) (recompute each block in backward)")
+                   help="train: memory mode, model.set_grad_checkpointing(True) (recompute each block in backward; "
+                        "implies --no-tune-malloc)")
     p.add_argument("--best", action="store_true", help="cpp back end + every applicable option above")
     p.add_argument("--tiny", action="store_true", help="use the variant's tiny_overrides (a quick smoke run)")
     p.add_argument("--no-tune-malloc", action="store_true",
@@ -93,7 +94,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         grad_checkpointing=bool(getattr(args, "grad_checkpointing", False)),
         bf16=bool(getattr(args, "bf16", False)),
         tiny=bool(args.tiny),
-        tune_malloc=not args.no_tune_malloc,
+        # memory mode gives freed memory back (glibc's default): the tuned allocator keeps every freed block
+        tune_malloc=not (args.no_tune_malloc or getattr(args, "grad_checkpointing", False)),
         fuse_bn=not args.no_fuse_bn,
         model_args=parse_model_args(args.model_arg),
     )

@@ -12,7 +12,7 @@ fused in training). Shape legend as in :mod:`spiking_transformers.layers._shapes
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -118,11 +118,17 @@ class SpikingPatchSplitting(SPSStages):
             h, w = -(-h // 2), -(-w // 2)  # MaxPool(3, 2, 1) gives ceil(n / 2)
         return h, w
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``x: [T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` with values in {0, 1, 2}."""
+    def _stage(self, i: int, x: Tensor) -> Tensor:
+        x = self.stage_conv_bn_spike(i, x)
+        return getattr(self, f"maxpool{_stage_suffix(i)}")(x)  # pooling acts on spikes, after the LIF
+
+    def forward(self, x: Tensor, stage_runner: Callable[..., Tensor] | None = None) -> Tensor:
+        """``x: [T, B, C, H, W]`` -> tokens ``[T, B, N, D]`` with values in {0, 1, 2}.
+
+        ``stage_runner(fn, i, x)``, if given, runs each of the four conv stages ``fn(i, x)`` (the memory mode passes
+        an activation-checkpointing runner: the stages hold the largest activations of the model)."""
         for i in range(SPS_STAGES):
-            x = self.stage_conv_bn_spike(i, x)
-            x = getattr(self, f"maxpool{_stage_suffix(i)}")(x)  # pooling acts on spikes, after the LIF
+            x = stage_runner(self._stage, i, x) if stage_runner is not None else self._stage(i, x)
         x = x + folded_bn_spike(x, self.rpe_conv, self.rpe_bn, self.rpe_lif)  # [T, B, D, H', W'], values in {0, 1, 2}
         return x.flatten(3).transpose(2, 3)  # [T, B, N, D]
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["checkpoint_module", "recompute_guard"]
+__all__ = ["checkpoint_module", "checkpoint_call", "recompute_guard"]
 
 
 @contextlib.contextmanager
@@ -52,6 +52,16 @@ def recompute_guard(module: nn.Module) -> Iterator[None]:
                 buf.copy_(value)
         for m, h in hooks:
             m._forward_hooks = h
+
+
+def checkpoint_call(owner: nn.Module, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` checkpointed like :func:`checkpoint_module`, ``owner`` being the module whose BatchNorm statistics
+    and neuron hooks the recompute must leave alone (``fn`` runs a part of it: e.g. one stage of a tokenizer)."""
+    if not torch.is_grad_enabled():
+        return fn(*args)
+    return checkpoint(
+        fn, *args, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), recompute_guard(owner))
+    )
 
 
 def checkpoint_module(module: nn.Module, *args: Any) -> Any:

@@ -33,6 +33,7 @@ Readings of the official code recorded here:
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any, Callable, Mapping
 
 from torch import Tensor, nn
@@ -52,7 +53,7 @@ from ._common import (
     to_2tuple,
     trunc_normal_init,
 )
-from ._grad_checkpoint import checkpoint_module
+from ._grad_checkpoint import checkpoint_call, checkpoint_module
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -172,7 +173,9 @@ class Spikformer(SpikingModel):
         x = self.encode_input(x)
         grid = self.patch_embed.grid_size((x.shape[-2], x.shape[-1]))
         ckpt = self.grad_checkpointing
-        x = checkpoint_module(self.patch_embed, x) if ckpt else self.patch_embed(x)
+        # memory mode: the tokenizer's four conv stages are checkpointed one by one (they hold the model's largest
+        # activations: at 32 x 32 the stage-2 conv output alone is eight times the input of a block)
+        x = self.patch_embed(x, stage_runner=partial(checkpoint_call, self.patch_embed) if ckpt else None)
         out = [x]
         for blk in self.block:
             x = checkpoint_module(blk, x, grid) if ckpt else blk(x, grid)
