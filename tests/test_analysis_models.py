@@ -25,7 +25,7 @@ def _tiny(name: str, **extra):
     return model, torch.randn(2, chans, img, img)
 
 
-@pytest.mark.parametrize("name", st.list_models())
+@pytest.mark.parametrize("name", st.list_models(task="classification"))
 def test_registry_spike_driven_flag_agrees_with_the_audit(name):
     """What the registry says of a model (spike_driven) is what the operator-level audit measures."""
     model, x = _tiny(name)

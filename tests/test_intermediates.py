@@ -23,7 +23,7 @@ def _kind(name: str) -> tuple[str, str]:
 
 
 _BY_KIND: dict[tuple[str, str], str] = {}
-for _name in st.list_models():
+for _name in st.list_models(task="classification"):
     if st.model_info(_name).family in FAMILIES:
         _BY_KIND.setdefault(_kind(_name), _name)
 MODELS = sorted(_BY_KIND.values())

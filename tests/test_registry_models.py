@@ -9,7 +9,7 @@ import spiking_transformers as st
 from spiking_transformers.models import SpikingModel, count_parameters
 from spiking_transformers.neurons import Neuron
 
-MODELS = st.list_models()
+MODELS = st.list_models(task="classification")  # the generic classifier tests
 
 
 def tiny(name: str) -> tuple[SpikingModel, torch.Tensor]:

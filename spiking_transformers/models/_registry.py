@@ -65,6 +65,8 @@ class ModelInfo:
         official_unused_params: how many of those the official forward never uses (our model leaves them out).
         official_family: the ``from_official`` family whose checkpoints this variant loads, or ``None``.
         notes: free text (ambiguities and our reading of them).
+        task: what the model does: ``"classification"`` (the default; logits ``[B, K]``), ``"tracking"``, ...
+            The registry-wide classifier tests take ``list_models(task="classification")``.
         tiny_overrides: constructor overrides giving a small, fast instance of the same architecture (for the
             generic tests and smoke runs), e.g. ``dict(depth=1, embed_dim=32, T=2)``.
     """
@@ -87,6 +89,7 @@ class ModelInfo:
     official_unused_params: int = 0
     official_family: str | None = None
     notes: str = ""
+    task: str = "classification"
     tiny_overrides: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -132,10 +135,12 @@ def _ensure_loaded() -> None:
     from . import _load_all  # noqa: F401
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered variant names matching a shell-style ``pattern``, sorted."""
+def list_models(pattern: str = "*", *, task: str | None = None) -> list[str]:
+    """Registered variant names matching a shell-style ``pattern``, sorted; ``task`` keeps one task's models
+    (``"classification"``, ``"tracking"``, ...)."""
     _ensure_loaded()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n, e in _REGISTRY.items()
+                  if fnmatch.fnmatchcase(n, pattern) and (task is None or e.info.task == task))
 
 
 def _entry(name: str) -> _Entry:
