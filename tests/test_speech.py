@@ -89,7 +89,7 @@ def test_model_shapes_and_input_errors():
     with pytest.raises(ValueError, match=r"built for \(frames, n_feats\) = \(96, 13\)"):
         model(torch.randn(3, 1, 80, 13))
     info = st.model_info("dytr_snn_2_128_digits")
-    assert info.family == "dytr_snn" and "task: speech" in info.notes and info.input_kind == "image"
+    assert info.family == "dytr_snn" and info.task == "speech" and info.input_kind == "image"
 
 
 def test_edit_distance_wer_and_greedy_ctc_by_hand():
@@ -129,3 +129,7 @@ def test_dytr_snn_learns_spoken_digits():
     # measured: 61.0 % test after these 8 epochs (684 s on a loaded 2-core machine); chance is 10 %
     m = train_speech(epochs=8, lr=3e-3, model_args=dict(embed_dim=64, depth=1, T=2, stem_channels=16))
     assert m["test_top1"] > 40.0, m["history"]
+
+
+def test_registry_lists_dytr_snn_as_the_speech_model():
+    assert st.list_models(task="speech") == ["dytr_snn_2_128_digits"]

@@ -160,6 +160,7 @@ class DyTrSNN(SpikingModel):
 
 @register_model(
     family="dytr_snn",
+    task="speech",  # a classifier of spoken digits (logits [B, K]); forward_frames gives per-frame logits for CTC
     paper=DYTR_SNN_PAPER,
     lineage=None,
     spike_driven=False,
