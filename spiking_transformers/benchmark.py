@@ -116,6 +116,10 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     from .runtime import tune_cpu_allocator
 
     malloc_tuned = tune_cpu_allocator() if config.get("tune_malloc", True) else False
+    if config.get("grad_checkpointing") and not malloc_tuned:
+        from .runtime import release_freed_memory
+
+        release_freed_memory()  # memory mode: freed tensors go back to the system (runtime.py)
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(0)
     if os.path.exists(config["model"]):  # a model folder, run folder or weights file

@@ -94,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         grad_checkpointing=bool(getattr(args, "grad_checkpointing", False)),
         bf16=bool(getattr(args, "bf16", False)),
         tiny=bool(args.tiny),
-        # memory mode gives freed memory back (glibc's default): the tuned allocator keeps every freed block
+        # memory mode gives freed tensors back to the system (runtime.release_freed_memory), not kept for reuse
         tune_malloc=not (args.no_tune_malloc or getattr(args, "grad_checkpointing", False)),
         fuse_bn=not args.no_fuse_bn,
         model_args=parse_model_args(args.model_arg),
