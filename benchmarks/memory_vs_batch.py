@@ -195,7 +195,7 @@ def plot(data: dict[str, Any], png: str) -> None:
     ax.set_title(f"{data['model']} training step, T={data['T']}, float32\n"
                  f"{m['cpu']}, torch {m['torch']}, {data['threads']} thread(s); dotted: linear extrapolation",
                  fontsize=8)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
