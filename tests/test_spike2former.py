@@ -76,9 +76,12 @@ def test_semantic_inference_hand_checked():
 
 def test_semantic_loss_is_ce_on_normalised_scores():
     s = torch.tensor([0.1, 0.3]).view(1, 2, 1, 1)
-    torch.testing.assert_close(semantic_loss(s, torch.tensor([[[1]]])), -torch.log(torch.tensor(0.75)))
+    torch.testing.assert_close(semantic_loss(s, torch.tensor([[[1]]])), -torch.log(torch.tensor(0.75)), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="disagree"):
         semantic_loss(s, torch.zeros(1, 2, 2, dtype=torch.long))
+    # vanishing scores are no way out: they cost log K, not 0
+    torch.testing.assert_close(semantic_loss(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long)),
+                               torch.log(torch.tensor(4.0)))
 
 
 def test_bad_input_errors():

@@ -291,7 +291,7 @@ def semantic_inference(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
 
 
 def semantic_loss(scores: Tensor, target: Tensor, ignore_index: int = 255) -> Tensor:
-    """Per-pixel cross-entropy on the semantic scores: ``-log(s_y / sum_k s_k)``.
+    """Per-pixel cross-entropy on the semantic scores: ``-log((s_y + eps) / (sum_k s_k + K eps))``, eps = 1e-6.
 
     Args:
         scores: ``[B, K, H, W]`` non-negative scores (:meth:`Spike2Former.forward`).
@@ -300,8 +300,10 @@ def semantic_loss(scores: Tensor, target: Tensor, ignore_index: int = 255) -> Te
     if scores.dim() != 4 or target.shape != (scores.shape[0], *scores.shape[2:]):
         raise ValueError(f"scores [B, K, H, W] and target [B, H, W] disagree: {tuple(scores.shape)} vs "
                          f"{tuple(target.shape)}")
-    return F.nll_loss(torch.log(scores.clamp_min(1e-6)) - torch.log(scores.sum(1, keepdim=True).clamp_min(1e-6)),
-                      target.long(), ignore_index=ignore_index)
+    # eps on every score: scores that all vanish give the uniform distribution (loss log K), not a degenerate 0
+    eps = 1e-6
+    log_p = torch.log(scores + eps) - torch.log(scores.sum(1, keepdim=True) + scores.shape[1] * eps)
+    return F.nll_loss(log_p, target.long(), ignore_index=ignore_index)
 
 
 class Spike2Former(nn.Module):
