@@ -27,8 +27,13 @@ from spiking_transformers.neurons.lif import DEFAULT_BACKEND, IF_BACKENDS, PLIF_
 COMPILED = {"cpp"}
 
 
+# "traced" is forward-only (the fewest graph operators, for ONNX export): its own tests below.
+FORWARD_ONLY = {"traced"}
+
+
 def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in COMPILED else n for n in sorted(names) if n != "torch"]
+    return [pytest.param(n, marks=pytest.mark.slow) if n in COMPILED else n for n in sorted(names)
+            if n != "torch" and n not in FORWARD_ONLY]
 
 
 OTHER_BACKENDS = _params(BACKENDS)
@@ -372,3 +377,25 @@ def test_cpp_pack_uint8_checks_and_packs_in_one_pass(dtype):
         x[pos] = bad
         assert pack_uint8_if_integral(x) is None, (pos, bad)
     assert pack_uint8_if_integral(torch.empty(0, dtype=dtype)).numel() == 0
+
+
+@pytest.mark.parametrize("kind", ["lif", "if", "plif"])
+@pytest.mark.parametrize("kwargs", SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_traced_backend_spikes_equal_reference(kind, kwargs, dtype):
+    x = make_input(dtype)
+    table = {"lif": BACKENDS, "if": IF_BACKENDS, "plif": PLIF_BACKENDS}[kind]
+    kw = dict(kwargs)
+    if kind != "lif":
+        kw.pop("tau", None)
+    if kind == "if":
+        kw.pop("decay_input", None)
+    args = (x, torch.tensor(-0.8, dtype=dtype)) if kind == "plif" else (x,)
+    with torch.no_grad():
+        assert torch.equal(table["traced"](*args, **kw), table["torch"](*args, **kw))
+
+
+def test_traced_backend_refuses_to_train():
+    x = make_input(torch.float32).requires_grad_(True)
+    with pytest.raises(ValueError, match="forward-only"):
+        BACKENDS["traced"](x)

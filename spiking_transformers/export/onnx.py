@@ -3,8 +3,8 @@ r"""ONNX export of any model of the library, checked by onnxruntime before the f
 What the exported graph is:
 
 * eval mode, BatchNorm folded into the conv/linear that feeds it (:func:`~.fold_bn.fold_bn`), every IF / LIF /
-  parametric-LIF neuron switched to the step-by-step ``"torch"`` reference, so that the time loop is unrolled over the
-  model's ``T`` and each neuron is written with standard operators (Div, Add, Sub, GreaterOrEqual, Cast, Mul):
+  parametric-LIF neuron switched to the ``"traced"`` back end (the reference maths in 6 standard operators per step:
+  Sub, Div, Add, GreaterOrEqual, Cast, Where), so that the time loop is unrolled over the model's ``T`` and
   onnxruntime runs it with no custom operator;
 * input ``"input"``: ``[B, C, H, W]`` images (repeated over ``T`` inside the graph) or ``[T, B, C, H, W]`` event
   frames, as our models take them, with a dynamic batch axis;
@@ -169,7 +169,7 @@ def prepare_for_export(model: nn.Module, example: Tensor, *, fold_batchnorm: boo
     for p in prepared.parameters():
         p.requires_grad_(False)
     folded = 0
-    set_backend(prepared, "torch")
+    set_backend(prepared, "traced")  # the reference maths in the fewest graph operators
     if fold_batchnorm:
         example = example.to(next(prepared.parameters()).dtype)
         try:

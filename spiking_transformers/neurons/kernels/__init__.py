@@ -17,6 +17,7 @@ from ..lif import BACKENDS, IF_BACKENDS, PLIF_BACKENDS, _IntegrateFireBase, _TAB
 from .bn_spike import bn_spike, set_bn_fusion
 from .cpp import if_multistep_cpp, lif_multistep_cpp
 from .fused import if_multistep_fused, lif_multistep_fused, plif_multistep_fused
+from .traced import if_multistep_traced, lif_multistep_traced, plif_multistep_traced
 
 __all__ = [
     "lif_multistep_fused",
@@ -38,6 +39,10 @@ for _kind, _name, _fn in (
     # compiled on first use, not here; falls back to "fused" (with one warning) where it cannot be built
     ("lif", "cpp", lif_multistep_cpp),
     ("if", "cpp", if_multistep_cpp),
+    # forward only, the fewest graph operators: what ONNX export traces (export/onnx.py, kernels/traced.py)
+    ("lif", "traced", lif_multistep_traced),
+    ("if", "traced", if_multistep_traced),
+    ("plif", "traced", plif_multistep_traced),
 ):
     if _name not in _TABLES[_kind]:
         register_backend(_name, _fn, kind=_kind)
