@@ -136,7 +136,8 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
             kwargs["T"] = int(config["T"])
         kwargs.update(config["model_args"])
         model = create_model(config["model"], **kwargs)
-    n_switched = set_backend(model, config["backend"])
+    onnx_session = config["backend"] == "onnxruntime"
+    n_switched = 0 if onnx_session else set_backend(model, config["backend"])
     set_bn_fusion(model, bool(config.get("fuse_bn", True)))
     T = int(model.T)
     B = int(config["batch_size"])
@@ -175,6 +176,20 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
         def step() -> None:
             with torch.inference_mode():
                 model(x)
+
+        if onnx_session:
+            import tempfile
+
+            from .export.onnx import _session, export_onnx
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.onnx")
+                export_onnx(model, x[:2] if model.input_kind == "image" else x[:, :2], path, check=False)
+                session = _session(path, threads=int(config["threads"]))  # the file is read; it may go now
+            feed = {"input": x.numpy()}
+
+            def step() -> None:
+                session.run(None, feed)
 
     if config.get("bf16"):  # refused before this point on a CPU without native bfloat16 (runtime.bf16_refusal)
         from .runtime import bf16_autocast

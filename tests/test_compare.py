@@ -39,8 +39,10 @@ def test_compare_end_to_end_on_digits(tmp_path, capsys):
     rc = main(["compare", "--attn", "ssa,a2os2a", "--data", "digits", "--epochs", "1", "--limit", "64",
                "--embed-dim", "16", "--energy-batches", "1", "--threads", "1", "--out", str(out)])
     assert rc == 0
-    rows = json.loads((out / "compare.json").read_text())["rows"]
+    record = json.loads((out / "compare.json").read_text())
+    rows = record["rows"]
     assert [r["attention"] for r in rows] == ["ssa", "a2os2a"]
+    assert record["machine"]["threads"] == 1 and record["machine"]["cpu"]
     for r in rows:
         assert "error" not in r, r
         assert 0.0 <= r["accuracy"] <= 100.0 and r["params"] > 0 and r["energy_pj"] > 0 and r["synaptic_ops"] > 0
@@ -50,7 +52,17 @@ def test_compare_end_to_end_on_digits(tmp_path, capsys):
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "compare.md").read_text()
     assert "| digits | a2os2a (paper) |" in table and "| digits | ssa |" in table
+    assert "1 thread(s)" in table
     assert "wrote" in capsys.readouterr().out
+
+
+def test_label_offsets_move_crowded_names_apart():
+    from spiking_transformers.commands.compare import _label_offsets
+
+    # two markers almost on top of each other and one far away
+    offsets = _label_offsets([0.40, 0.401, 1.4], [66.8, 66.6, 60.0])
+    assert offsets[0] == (5.0, 4.0) and offsets[2] == (5.0, 4.0)
+    assert offsets[1][1] <= -6.0  # the lower neighbour's label moved down, clear of the first
 
 
 def test_compare_unknown_attention_is_a_clear_error(tmp_path, capsys):

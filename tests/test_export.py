@@ -231,3 +231,16 @@ def test_export_command_writes_onnx_and_refuses_nir_in_one_line(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert sub.returncode == 0, sub.stderr[-2000:]
     assert (tmp_path / "m.nir").exists()
+
+
+def test_bench_reports_onnxruntime_beside_our_back_ends(tmp_path):
+    cli = [sys.executable, "-m", "spiking_transformers", "bench", "spikformer_4_384_cifar10", "--tiny", "--mode", "eval",
+           "--batch-size", "2", "--repeats", "1", "--threads", "1"]
+    out = subprocess.run(cli + ["--backend", "onnxruntime", "--json", str(tmp_path / "b.json")], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = json.loads((tmp_path / "b.json").read_text())
+    row = row[0] if isinstance(row, list) else row
+    assert row["backend"] == "onnxruntime" and row["median_s"] > 0 and row["neurons_switched"] == 0
+    bad = subprocess.run(cli[:5] + ["--backend", "onnxruntime"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "--mode eval" in bad.stderr

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--T", type=int, default=None, help="time steps (default: the model's)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads in the child (default 2)")
     p.add_argument("--backend", default=None,
-                   help="neuron back end (torch = step-by-step reference, fused = the default, cpp = compiled)")
+                   help="neuron back end (torch = step-by-step reference, fused = the default, cpp = compiled), or "
+                        "onnxruntime (eval: the exported ONNX file run by onnxruntime)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
     p.add_argument("--compact-saves", action="store_true", help="save integer-valued layer inputs as uint8")
@@ -62,6 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before the child is stopped")
 
 
+#: ``--backend onnxruntime``: the eval step of the model exported by ``export_onnx`` (BatchNorm folded), run by
+#: onnxruntime with the same threads; beside the neuron back ends of our eager model.
+ONNXRUNTIME = "onnxruntime"
+
+
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The child's configuration (plain JSON) from parsed arguments."""
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
@@ -76,7 +82,13 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if reason is not None:
             raise ValueError(f"--bf16: {reason}")
     backend = args.backend or ("cpp" if args.best else DEFAULT_BACKEND)
-    if backend not in available_backends():
+    if backend == ONNXRUNTIME:
+        if args.mode != "eval":
+            raise ValueError("--backend onnxruntime measures inference: use it with --mode eval")
+        from ..export.onnx import require_export_packages
+
+        require_export_packages("onnx", "onnxruntime")
+    elif backend not in available_backends():
         raise ValueError(f"--backend {backend!r}: unknown neuron back end; available: {', '.join(available_backends())}")
     if os.path.exists(args.model) and (args.tiny or args.model_arg):
         raise ValueError(f"{args.model}: --tiny and --model-arg apply to a registered model name, not to saved weights")

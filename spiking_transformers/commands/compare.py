@@ -199,6 +199,27 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _label_offsets(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
+    """Label offsets (points) that keep the names of nearby markers from printing over each other.
+
+    Positions are estimated on an axes of about 400 x 300 points; a label that would land within 45 points across
+    and 10 points up or down of one already placed moves down 10 points at a time (highest marker placed first).
+    """
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    offsets: list[tuple[float, float]] = [(5.0, 4.0)] * len(xs)
+    placed: list[tuple[float, float]] = []
+    for i in sorted(range(len(xs)), key=lambda i: -ys[i]):
+        x = 400.0 * (xs[i] - min(xs)) / span_x
+        y = 300.0 * (ys[i] - min(ys)) / span_y
+        dy = 4.0
+        while any(abs(x - px) < 45 and abs(y + dy - py) < 10 for px, py in placed):
+            dy -= 10.0
+        placed.append((x, y + dy))
+        offsets[i] = (5.0, dy)
+    return offsets
+
+
 def plot_pareto(rows: list[dict[str, Any]], path: str | Path) -> None:
     """PNG: accuracy against energy per sample, one panel per data set, Pareto front as a line through its points."""
     from ..analysis.report import _pyplot
@@ -212,11 +233,12 @@ def plot_pareto(rows: list[dict[str, Any]], path: str | Path) -> None:
         sub = [r for r in rows if r["data"] == data]
         xs = [r["energy_pj"] * 1e-6 for r in sub]
         ys = [r["accuracy"] for r in sub]
-        for r, x, y in zip(sub, xs, ys):
+        label_offsets = _label_offsets(xs, ys)
+        for r, x, y, offset in zip(sub, xs, ys, label_offsets):
             marker = "o" if r["verdict"] == "spike-driven" else ("s" if r["verdict"] == "integer-driven" else "^")
             color = "tab:red" if r.get("pareto") else "tab:blue"
             ax.scatter([x], [y], marker=marker, s=60, color=color, zorder=3)
-            ax.annotate(r["attention"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(r["attention"], (x, y), textcoords="offset points", xytext=offset, fontsize=8)
         front = [i for i, r in enumerate(sub) if r.get("pareto")]
         front.sort(key=lambda i: xs[i])
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="tab:red", lw=1.2,
@@ -268,10 +290,20 @@ def run(args: argparse.Namespace) -> int:
     table = format_markdown(good)
     failed = [r for r in rows if "error" in r]
     notes = [f"- {r['attention']} on {r['data']}: not run ({r['error']})" for r in failed]
-    (out / "compare.md").write_text(table + "\n" + ("\n".join(notes) + "\n" if notes else ""))
-    (out / "compare.json").write_text(json.dumps({"rows": rows}, indent=1, default=lambda o: None) + "\n")
+    import torch
+
+    from ..benchmark import machine_info
+
+    machine = dict(machine_info(), threads=torch.get_num_threads())
+    load = machine["load_average"]
+    machine_line = (f"Measured on {machine['cpu']}, {machine['threads']} thread(s), load average "
+                    f"{load[0]:.1f}, torch {machine['torch']}." if load else f"Measured on {machine['cpu']}.")
+    (out / "compare.md").write_text(table + "\n\n" + machine_line + "\n" + ("\n".join(notes) + "\n" if notes else ""))
+    (out / "compare.json").write_text(
+        json.dumps({"machine": machine, "rows": rows}, indent=1, default=lambda o: None) + "\n")
     plot_pareto(good, out / "compare.png")
     print(table)
+    print(machine_line)
     for line in notes:
         print(line)
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'}")
