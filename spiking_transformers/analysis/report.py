@@ -1,6 +1,7 @@
 """Reports of :class:`~.analyze.EnergyReport` s: a terminal table, JSON, and PNG figures; a comparison of models.
 
-Plots need matplotlib (the ``plot`` extra); everything else needs only the standard library.
+The figures (:func:`plot_report`, :func:`plot_comparison`) are drawn by :mod:`.plots` and need matplotlib (the
+``plot`` extra); everything else needs only the standard library.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from typing import Any, Sequence
 
 from .analyze import EnergyReport
+from .plots import plot_comparison, plot_report
+from .plots import pyplot as _pyplot  # noqa: F401  (the older name of plots.pyplot)
 
 __all__ = [
     "format_report",
@@ -160,72 +163,3 @@ def write_json(path: str | os.PathLike[str], reports: EnergyReport | Sequence[En
     with open(path, "w") as f:
         json.dump(_to_jsonable(data), f, indent=1)
         f.write("\n")
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plots need matplotlib: pip install 'spiking-transformers[plot]'") from exc
-    return plt
-
-
-def plot_report(report: EnergyReport, path: str | os.PathLike[str]) -> None:
-    """PNG with the firing rate of every neuron layer (top) and the energy per operation type beside the
-    equivalent ANN's (bottom)."""
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, 0.18 * len(report.neurons) + 3), 8.5))
-    names = [n.name for n in report.neurons]
-    ax1.bar(range(len(names)), [n.firing_rate for n in report.neurons], color="tab:blue")
-    ax1.set_xticks(range(len(names)))
-    ax1.set_xticklabels(names, rotation=90, fontsize=6)
-    ax1.set_ylabel("firing rate (spikes / neuron / step)")
-    ax1.set_title(f"{report.model}: firing rate per neuron layer (T={report.T}, {report.samples} samples)")
-    ops = report.by_op_type()
-    kinds = list(ops)
-    xs = range(len(kinds))
-    w = 0.38
-    ax2.bar([x - w / 2 for x in xs], [ops[k]["snn_pj"] * 1e-9 for k in kinds], w, label="SNN (measured)")
-    ax2.bar([x + w / 2 for x in xs], [ops[k]["ann_pj"] * 1e-9 for k in kinds], w, label="equivalent ANN")
-    ax2.set_xticks(list(xs))
-    ax2.set_xticklabels(kinds)
-    ax2.set_ylabel("energy per sample (mJ)")
-    t = report.totals
-    ax2.set_title(f"energy by operation type: SNN {human_energy(t['energy_pj'])}, "
-                  f"ANN {human_energy(t['energy_ann_pj'])} ({report.table.name})")
-    ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_comparison(reports: Sequence[EnergyReport], path: str | os.PathLike[str]) -> None:
-    """PNG comparing models: energy (measured, paper convention, ANN) and operations (ACs, MACs)."""
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(4 + 2.2 * len(reports), 4.8))
-    names = [r.model for r in reports]
-    xs = range(len(names))
-    w = 0.27
-    for i, (key, label) in enumerate((("energy_pj", "SNN measured"), ("energy_paper_pj", "SNN paper convention"),
-                                      ("energy_ann_pj", "equivalent ANN"))):
-        ax1.bar([x + (i - 1) * w for x in xs], [r.totals[key] * 1e-9 for r in reports], w, label=label)
-    ax1.set_xticks(list(xs))
-    ax1.set_xticklabels(names, rotation=20, ha="right")
-    ax1.set_ylabel("energy per sample (mJ)")
-    ax1.legend(fontsize=8)
-    ax1.set_title("energy")
-    w = 0.38
-    ax2.bar([x - w / 2 for x in xs], [r.totals["acs"] for r in reports], w, label="ACs")
-    ax2.bar([x + w / 2 for x in xs], [r.totals["macs"] for r in reports], w, label="MACs")
-    ax2.set_xticks(list(xs))
-    ax2.set_xticklabels([f"{r.model}\n{r.audit.verdict}" for r in reports], rotation=20, ha="right", fontsize=8)
-    ax2.set_yscale("log")
-    ax2.set_ylabel("operations per sample")
-    ax2.legend(fontsize=8)
-    ax2.set_title("operations")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -27,6 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# the figure is drawn with the package's other plots; both names stay importable here
+from ..analysis.plots import label_offsets as _label_offsets  # noqa: F401
+from ..analysis.plots import plot_pareto
+
 NAME = "compare"
 HELP = "train one backbone with each chosen attention on one data set; table + accuracy-vs-energy figure"
 
@@ -197,65 +201,6 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
             "*" if r.get("pareto") else "",
         )) + " |")
     return "\n".join(lines)
-
-
-def _label_offsets(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
-    """Label offsets (points) that keep the names of nearby markers from printing over each other.
-
-    Positions are estimated on an axes of about 400 x 300 points; a label that would land within 45 points across
-    and 10 points up or down of one already placed moves down 10 points at a time (highest marker placed first).
-    """
-    span_x = (max(xs) - min(xs)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
-    offsets: list[tuple[float, float]] = [(5.0, 4.0)] * len(xs)
-    placed: list[tuple[float, float]] = []
-    for i in sorted(range(len(xs)), key=lambda i: -ys[i]):
-        x = 400.0 * (xs[i] - min(xs)) / span_x
-        y = 300.0 * (ys[i] - min(ys)) / span_y
-        dy = 4.0
-        while any(abs(x - px) < 45 and abs(y + dy - py) < 10 for px, py in placed):
-            dy -= 10.0
-        placed.append((x, y + dy))
-        offsets[i] = (5.0, dy)
-    return offsets
-
-
-def plot_pareto(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """PNG: accuracy against energy per sample, one panel per data set, Pareto front as a line through its points."""
-    from ..analysis.report import _pyplot
-
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    datas = list(dict.fromkeys(r["data"] for r in rows))
-    fig, axes = plt.subplots(1, len(datas), figsize=(6.2 * len(datas), 4.8), squeeze=False)
-    for ax, data in zip(axes[0], datas):
-        sub = [r for r in rows if r["data"] == data]
-        xs = [r["energy_pj"] * 1e-6 for r in sub]
-        ys = [r["accuracy"] for r in sub]
-        label_offsets = _label_offsets(xs, ys)
-        for r, x, y, offset in zip(sub, xs, ys, label_offsets):
-            marker = "o" if r["verdict"] == "spike-driven" else ("s" if r["verdict"] == "integer-driven" else "^")
-            color = "tab:red" if r.get("pareto") else "tab:blue"
-            ax.scatter([x], [y], marker=marker, s=60, color=color, zorder=3)
-            ax.annotate(r["attention"], (x, y), textcoords="offset points", xytext=offset, fontsize=8)
-        front = [i for i, r in enumerate(sub) if r.get("pareto")]
-        front.sort(key=lambda i: xs[i])
-        ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="tab:red", lw=1.2,
-                label="Pareto front (higher accuracy, lower energy)", zorder=2)
-        ax.set_xlabel("energy per sample (uJ, 45 nm: AC 0.9 pJ, MAC 4.6 pJ)")
-        ax.set_ylabel("test accuracy (%)")
-        arch = sub[0]["model_args"]
-        ax.set_title(f"{data}\n{sub[0]['backbone']} backbone, {arch.get('depth')} block(s) x {arch.get('embed_dim')}, "
-                     f"{sub[0]['epochs']} epoch(s), one recipe ({sub[0]['recipe']})", fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(5))
-        ax.grid(alpha=0.3)
-        for m, label in (("o", "spike-driven"), ("s", "integer-driven"), ("^", "not purely spiking")):
-            ax.scatter([], [], marker=m, color="grey", label=label)
-        ax.legend(fontsize=7, loc="best", framealpha=0.6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:

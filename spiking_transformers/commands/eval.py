@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..analysis.plots import plot_confusion  # drawn there with the other figures; kept importable here
 from ._common import add_loading_arguments, load_from_args
 
 NAME = "eval"
@@ -37,39 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first re-estimate BatchNorm running statistics from N training batches (0: off)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default min(2, cpu count))")
     p.add_argument("--device", default="cpu")
-
-
-def plot_confusion(conf: list[list[int]], classes: list[str], path: str | Path) -> Path | None:
-    """Row-normalised confusion matrix as a PNG; ``None`` (with a note) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no confusion-matrix plot (pip install matplotlib)")
-        return None
-    import numpy as np
-
-    m = np.asarray(conf, dtype=float)
-    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
-    k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * k, 1.0 + 0.45 * k))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    if k <= 30:
-        ax.set_xticks(range(k), classes, rotation=90)
-        ax.set_yticks(range(k), classes)
-        for i in range(k):
-            for j in range(k):
-                if m[i, j]:
-                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.plots import write_rgb_png
+
 __all__ = ["NAME", "HELP", "DEFAULT_FRAMES", "add_arguments", "run", "sensor_size_for", "recording_label"]
 
 NAME = "events"
@@ -195,20 +197,6 @@ def _label_lines(label: dict[str, Any] | None) -> list[tuple[str, str]]:
 # Frames
 # ----------------------------------------------------------------------------------------------------------------------
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    """Save an ``[H, W, 3]`` uint8 image with Pillow, else matplotlib."""
-    try:
-        from PIL import Image
-    except ImportError:
-        try:
-            import matplotlib.image as mpimg
-        except ImportError:
-            raise ValueError("writing a PNG needs Pillow or matplotlib: pip install pillow") from None
-        mpimg.imsave(path, rgb)
-        return
-    Image.fromarray(rgb, "RGB").save(path, format="PNG")
-
-
 def _frames(args: argparse.Namespace, events: np.ndarray, sensor: tuple[int, int]) -> dict[str, Any]:
     """Integrate, write the requested files; returns ``shape``, ``split_by``, ``events_per_frame``, ``wrote``."""
     from ..data.frames import events_to_frames, frames_to_rgb_strip
@@ -234,7 +222,7 @@ def _frames(args: argparse.Namespace, events: np.ndarray, sensor: tuple[int, int
             texts = [f"{i + 1}: {a / 1e3:.1f}-{b / 1e3:.1f} ms|{n:,} ev" for i, ((a, b), n)
                      in enumerate(zip(windows, out["events_per_frame"]))]
             rgb, labelled = _label_strip(rgb, texts, tile=shown.shape[3] * scale, gap=scale)
-        _write_png(args.png, rgb)
+        write_rgb_png(args.png, rgb)
         out["wrote"].append(f"{args.png} ({rgb.shape[1]}x{rgb.shape[0]} px, ON red / OFF blue{crop}{labelled})")
     return out
 

@@ -29,6 +29,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..analysis.plots import plot_ann2snn  # the figure lives with the others; kept importable here
+
 __all__ = ["Ann2SnnConfig", "run_ann2snn", "train_qcfs_ann", "snn_accuracy_per_step", "masking_sweep",
            "format_tables", "plot_ann2snn"]
 
@@ -301,40 +303,3 @@ def format_tables(result: dict[str, Any]) -> str:
         lines.append(f"{100 * r['mask_ratio']:>7.0f} {100 * r['accuracy']:>7.2f} {r['acs']:>12.4g} {r['macs']:>12.4g} "
                      f"{r['energy_pj'] / 1e6:>10.4f} {100 * r['acs_saving']:>9.1f}%")
     return "\n".join(lines)
-
-
-def plot_ann2snn(result: dict[str, Any], path: str | Path) -> Path | None:
-    """Two panels: SNN accuracy against simulation length (ANN as a line), and accuracy and ACs against the
-    masking ratio. Returns the path, or ``None`` without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    per_step = result["snn_accuracy_per_step"]
-    a.plot(range(1, len(per_step) + 1), [100 * v for v in per_step], color="tab:blue", label="SNN (running sum)")
-    Ts = [int(t) for t in result["snn_accuracy"]]
-    a.plot(Ts, [100 * v for v in result["snn_accuracy"].values()], "o", color="tab:blue")
-    a.axhline(100 * result["ann_accuracy"], color="tab:gray", ls="--", label="QCFS ANN")
-    a.set_xscale("log", base=2)
-    a.set_xlabel("simulation length T")
-    a.set_ylabel("test accuracy (%)")
-    a.set_title("MST on digits: accuracy vs. simulation length")
-    a.legend(loc="lower right")
-    rows = result["masking"]
-    ratios = [100 * r["mask_ratio"] for r in rows]
-    b.plot(ratios, [100 * r["accuracy"] for r in rows], "o-", color="tab:blue")
-    b.set_xlabel("masking ratio (%)")
-    b.set_ylabel("test accuracy (%)", color="tab:blue")
-    b2 = b.twinx()
-    b2.plot(ratios, [r["acs"] / 1e6 for r in rows], "s--", color="tab:red")
-    b2.set_ylabel("ACs per sample (millions)", color="tab:red")
-    b.set_title(f"Random Spike Masking at T={result['config']['mask_sim_len']}")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

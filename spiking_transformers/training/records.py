@@ -1,4 +1,7 @@
-"""Records of a run: top-k accuracy, the per-epoch CSV, plots, TensorBoard (firing rates: :mod:`..analysis.firing`)."""
+"""Records of a run: top-k accuracy, the per-epoch CSV, TensorBoard.
+
+Learning-curve plots: :mod:`..analysis.plots`; firing rates: :mod:`..analysis.firing`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
+
+from ..analysis.plots import plot_history  # the figure lives with the others; kept importable here
 
 
 __all__ = ["topk_correct", "EpochLog", "plot_history", "TensorBoardWriter", "eval_mode"]
@@ -45,38 +50,6 @@ class EpochLog:
             w.writeheader()
             w.writerows(self.history)
         tmp.replace(self.path)
-
-
-def plot_history(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """PNG of the learning curves (loss, top-1) and the mean firing rate per epoch; ``None`` without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.info("matplotlib is not installed: skipping the plot (pip install matplotlib)")
-        return None
-    ep = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
-    ax[0].plot(ep, [r["test_loss"] for r in history], "s-", label="test")
-    ax[0].set(title="loss", xlabel="epoch")
-    ax[1].plot(ep, [r["train_top1"] for r in history], "o-", label="train")
-    ax[1].plot(ep, [r["test_top1"] for r in history], "s-", label="test top-1")
-    if any("test_top1_ema" in r for r in history):
-        ax[1].plot(ep, [r.get("test_top1_ema", float("nan")) for r in history], "^-", label="test top-1 (EMA)")
-    ax[1].set(title="accuracy (%)", xlabel="epoch")
-    ax[2].plot(ep, [r["firing_rate"] for r in history], "o-", color="C3")
-    ax[2].set(title="mean firing rate (test)", xlabel="epoch")
-    for a in ax[:2]:
-        a.legend()
-    for a in ax:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 class TensorBoardWriter:

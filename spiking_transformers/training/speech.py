@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ..analysis.plots import plot_confusion_counts as plot_confusion  # kept importable here
+
 __all__ = ["train_speech", "confusion_matrix", "plot_confusion", "edit_distance", "word_error_rate",
            "ctc_greedy_decode", "run_speech"]
 
@@ -31,33 +33,6 @@ def confusion_matrix(targets: Sequence[int], predictions: Sequence[int], num_cla
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(targets, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
     return cm
-
-
-def plot_confusion(cm: np.ndarray, path: str | Path, labels: Sequence[str], title: str = "") -> Path:
-    """Write the confusion matrix as a PNG (needs matplotlib: ``pip install spiking-transformers[plot]``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    im = ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    fig.colorbar(im, ax=ax)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def edit_distance(ref: Sequence[Any], hyp: Sequence[Any]) -> int:
@@ -213,8 +188,8 @@ def train_speech(
         try:
             plot_confusion(cm, out / "confusion.png", DIGIT_WORDS,
                            f"{model}\nspoken digits: test {acc:.1f}% of {len(test_set)} utterances")
-        except ImportError:
-            log.warning("matplotlib is not installed: no confusion.png (pip install 'spiking-transformers[plot]')")
+        except ImportError as exc:
+            log.warning("no confusion.png: %s", exc)
     return metrics
 
 
