@@ -40,12 +40,16 @@ FIXTURE_CASES = [
     ("stmixer", "wave2", "stmixer_cifar_small", None, None),
     ("spikeformer_li", "wave2", "spikeformer_li_dvs_small", _bt_to_tb, None),
     ("revsformer", "wave2", "revsformer_cifar_small", None, None),
+    ("mst", "wave2", "mst_snn_small", None, None),  # the converted SNN: sim_len and neuron scales from the meta
 ]
 
 
 def _official_model(family, folder, name, post_build):
     fx = official_fixture(name, folder=folder)
-    model = st.from_official(family, fx["meta"]["kwargs"])
+    kwargs = dict(fx["meta"]["kwargs"])
+    if family == "mst":  # conversion settings travel beside the constructor arguments (wave-2 README)
+        kwargs.update(sim_len=fx["meta"]["sim_len"], neuron_scales=fx["meta"]["neuron_scales"])
+    model = st.from_official(family, kwargs)
     if post_build is not None:
         post_build(model)
     st.load_official_state_dict(model, fx["state_dict"])
