@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ...neurons import DEFAULT_SPIKE_LAYER, Neuron, SpikeFactory, TernaryLIF
 from ..ops import linear_bn_spike
-from ._layout import ATTN_V_THRESHOLD
+from ._qkv import QKVAttention, add_branch
 from ._registry import register_attention
 
 __all__ = ["A2OS2A"]
@@ -43,7 +43,7 @@ _KINDS = ("binary", "relu", "ternary")
     spike_driven=False,  # the attention's products are additions, but O (real) drives the output projection
     reference="paper",
 )
-class A2OS2A(nn.Module):
+class A2OS2A(QKVAttention):
     r"""Addition-only spiking self-attention.
 
     .. math::
@@ -78,26 +78,18 @@ class A2OS2A(nn.Module):
         qkv_bias: bool = True,
         spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        super().__init__(dim, num_heads)
         kinds = dict(q=q_kind, k=k_kind, v=v_kind)
         for name, kind in kinds.items():
             if kind not in _KINDS:
                 raise ValueError(f"{name}_kind must be one of {_KINDS}, got {kind!r}")
         if "relu" in kinds.values() and list(kinds.values()).count("relu") > 1:
             raise ValueError(f"at most one of Q, K, V may be ReLU (two real operands would multiply), got {kinds}")
-        self.num_heads = num_heads
         self.kinds = kinds
         for name, kind in kinds.items():
-            setattr(self, f"{name}_linear", nn.Linear(dim, dim, bias=qkv_bias))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
-            act: nn.Module = {"binary": spike_layer, "ternary": TernaryLIF, "relu": nn.ReLU}[kind]()
-            setattr(self, f"{name}_act", act)
-        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD) if attn_neuron else nn.Identity()
-        self.proj_linear = nn.Linear(dim, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
+            act = {"binary": spike_layer, "ternary": TernaryLIF, "relu": nn.ReLU}[kind]
+            add_branch(self, name, dim, dim, bias=qkv_bias, neuron=act, neuron_name="act")
+        self.add_output(dim, neuron=spike_layer, attn_neuron=None if attn_neuron else nn.Identity())
 
     def _branch(self, name: str, x: Tensor) -> Tensor:
         linear, bn, act = (getattr(self, f"{name}_{p}") for p in ("linear", "bn", "act"))
@@ -106,17 +98,13 @@ class A2OS2A(nn.Module):
         else:
             z = bn(linear(x.reshape(-1, x.shape[-1])))
             y = act(z.reshape(*x.shape[:-1], z.shape[-1]))
-        T, B, N, C = y.shape
-        return y.reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)  # [T, B, h, N, d]
+        return self._heads(y)  # [T, B, h, N, d]
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, N, C]`` -> spikes ``[T, B, N, C]``."""
-        T, B, N, C = x.shape
         q, k, v = self._branch("q", x), self._branch("k", x), self._branch("v", x)
         s = q @ k.transpose(-2, -1)  # [T, B, h, N, N]: sums of K entries selected by Q's spikes
-        o = s @ v  # [T, B, h, N, d]: signed sums selected by V's ternary spikes
-        o = self.attn_lif(o.transpose(2, 3).reshape(T, B, N, C))
-        return linear_bn_spike(o, self.proj_linear, self.proj_bn, self.proj_lif)
+        return self.output(s @ v)  # s @ v [T, B, h, N, d]: signed sums selected by V's ternary spikes
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, q={self.kinds['q']}, k={self.kinds['k']}, v={self.kinds['v']}"

@@ -27,11 +27,10 @@ a comparison and a masked fill, not a synaptic operation.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...neurons import DEFAULT_SPIKE_LAYER, ChannelParametricLIF, Neuron, SpikeFactory
-from ..ops import linear_bn_spike
-from ._layout import ATTN_V_THRESHOLD
+from ._qkv import QKVAttention, add_branch
 from ._registry import register_attention
 
 __all__ = ["DISTAAttention", "denoise_attention"]
@@ -58,7 +57,7 @@ def denoise_attention(a: Tensor, mode: str, theta: float) -> Tensor:
     spike_driven=True,
     reference="paper",
 )
-class DISTAAttention(nn.Module):
+class DISTAAttention(QKVAttention):
     r"""Windowed spatio-temporal spiking self-attention with an attention denoiser.
 
     .. math::
@@ -98,14 +97,11 @@ class DISTAAttention(nn.Module):
         tau_per_channel: bool = False,
         spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        super().__init__(dim, num_heads)
         if window < 0:
             raise ValueError(f"window must be >= 0, got {window}")
         if denoise not in DENOISERS:
             raise ValueError(f"denoise must be one of {DENOISERS}, got {denoise!r}")
-        self.num_heads = num_heads
         self.window = int(window)
         self.denoise = denoise
         self.theta = float(theta)
@@ -119,17 +115,8 @@ class DISTAAttention(nn.Module):
             return spike_layer(**kw)
 
         for name, width in (("q", dim), ("k", kv_width), ("v", kv_width)):
-            setattr(self, f"{name}_linear", nn.Linear(dim, width, bias=qkv_bias))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(width))
-            setattr(self, f"{name}_lif", neuron(width))
-        self.attn_lif = neuron(dim, v_threshold=ATTN_V_THRESHOLD)
-        self.proj_linear = nn.Linear(dim, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = neuron(dim)
-
-    def _heads(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        return x.reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)  # [T, B, h, N, d]
+            add_branch(self, name, dim, width, bias=qkv_bias, neuron=lambda width=width: neuron(width))
+        self.add_output(dim, neuron=lambda **kw: neuron(dim, **kw))
 
     def _lag_kv(self, kv: Tensor, lag: int, C: int) -> Tensor:
         # per_lag_kv: the projection's output holds (window + 1) blocks of C channels, block `lag` for that lag
@@ -161,13 +148,8 @@ class DISTAAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, N, C]`` -> spikes ``[T, B, N, C]``."""
-        T, B, N, C = x.shape
-        q = linear_bn_spike(x, self.q_linear, self.q_bn, self.q_lif)
-        k_all = linear_bn_spike(x, self.k_linear, self.k_bn, self.k_lif)
-        v_all = linear_bn_spike(x, self.v_linear, self.v_bn, self.v_lif)
-        y = self.window_sum(q, k_all, v_all) * self.attn_scale  # [T, B, h, N, d]
-        y = self.attn_lif(y.transpose(2, 3).reshape(T, B, N, C))
-        return linear_bn_spike(y, self.proj_linear, self.proj_bn, self.proj_lif)
+        q, k_all, v_all = (self.branch(name, x) for name in ("q", "k", "v"))
+        return self.output(self.window_sum(q, k_all, v_all) * self.attn_scale)  # window sum: [T, B, h, N, d]
 
     def extra_repr(self) -> str:
         return (f"num_heads={self.num_heads}, window={self.window}, denoise={self.denoise}, theta={self.theta}, "

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ...neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
 from ..ops import folded_bn_spike, linear_bn_spike
 from ._layout import ATTN_V_THRESHOLD
+from ._qkv import add_branch
 from ._registry import register_attention
 
 __all__ = ["ExpertsMixtureAttention", "ExpertsMixtureMlp", "square_grid"]
@@ -102,13 +103,9 @@ class ExpertsMixtureAttention(nn.Module):
         self.attn_scale = float(attn_scale)
         width_v = dim if v_dim == "full" else self.expert_dim
         for name, width in (("router", m), ("q", m * self.expert_dim), ("k", self.expert_dim), ("v", width_v)):
-            setattr(self, f"{name}_linear", nn.Linear(dim, width, bias=qkv_bias))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(width))
-            setattr(self, f"{name}_lif", spike_layer())
+            add_branch(self, name, dim, width, bias=qkv_bias, neuron=spike_layer)
         self.expert_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
-        self.proj_linear = nn.Linear(width_v, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
+        add_branch(self, "proj", width_v, dim, bias=True, neuron=spike_layer)
 
     def route(self, x: Tensor) -> Tensor:
         """Binary gates ``[T, B, N, m]``: which experts each token uses at each step."""

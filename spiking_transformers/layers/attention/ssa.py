@@ -8,11 +8,10 @@ and their converters squeeze the weights). Module names follow the official keys
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
-from ..ops import linear_bn_spike
-from ._layout import ATTN_V_THRESHOLD
+from ._qkv import QKVAttention
 from ._registry import register_attention
 
 __all__ = ["SpikingSelfAttention"]
@@ -24,7 +23,7 @@ __all__ = ["SpikingSelfAttention"]
     paper="Spikformer (ICLR 2023)",
     spike_driven=False,
 )
-class SpikingSelfAttention(nn.Module):
+class SpikingSelfAttention(QKVAttention):
     r"""Spiking self-attention (SSA) without softmax.
 
     .. math::
@@ -60,34 +59,17 @@ class SpikingSelfAttention(nn.Module):
         kv_first: bool = False,
         spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        super().__init__(dim, num_heads)
         self.attn_scale = float(attn_scale)
         self.kv_first = bool(kv_first)
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_linear", nn.Linear(dim, dim, bias=qkv_bias))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
-        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
-        self.proj_linear = nn.Linear(dim, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
-
-    def _heads(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        return x.reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)  # [T, B, h, N, d]
+        self.add_qkv(dim, bias=qkv_bias, neuron=spike_layer)
+        self.add_output(dim, neuron=spike_layer)
 
     def forward(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        q = self._heads(linear_bn_spike(x, self.q_linear, self.q_bn, self.q_lif))
-        k = self._heads(linear_bn_spike(x, self.k_linear, self.k_bn, self.k_lif))
-        v = self._heads(linear_bn_spike(x, self.v_linear, self.v_bn, self.v_lif))
+        """``x: [T, B, N, C]`` -> spikes ``[T, B, N, C]``."""
+        q, k, v = (self._heads(self.branch(name, x)) for name in ("q", "k", "v"))  # [T, B, h, N, d]
         y = q @ (k.transpose(-2, -1) @ v) if self.kv_first else (q @ k.transpose(-2, -1)) @ v  # [T, B, h, N, d]
-        y = (y * self.attn_scale).transpose(2, 3).reshape(T, B, N, C)  # merge heads, head-major channels
-        y = self.attn_lif(y)
-        return linear_bn_spike(y, self.proj_linear, self.proj_bn, self.proj_lif)
+        return self.output(y * self.attn_scale)  # merge heads (head-major channels), attn_lif, projection
 
     def extra_repr(self) -> str:
         """Hyperparameters shown by ``print(module)``."""

@@ -28,8 +28,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ...neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
-from ..ops import folded_bn_spike, linear_bn_spike
-from ._layout import ATTN_V_THRESHOLD
+from ..ops import folded_bn_spike
+from ._qkv import QKVAttention
 from ._registry import register_attention
 from .semm import square_grid
 
@@ -44,7 +44,7 @@ __all__ = ["STFormerAttention"]
     spike_driven=False,
     reference="paper",
 )
-class STFormerAttention(nn.Module):
+class STFormerAttention(QKVAttention):
     r"""Spatial core, temporal core and spike-guided attention between them.
 
     .. math::
@@ -88,15 +88,12 @@ class STFormerAttention(nn.Module):
         qkv_bias: bool = True,
         spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        super().__init__(dim, num_heads)
         if spatial_kernel % 2 == 0 or any(k % 2 == 0 for k in temporal_kernel):
             raise ValueError(f"kernels must be odd, got {spatial_kernel} and {tuple(temporal_kernel)}")
         if spatial_depth < 1:
             raise ValueError(f"spatial_depth must be >= 1, got {spatial_depth}")
         groups = dim if depthwise else 1
-        self.num_heads = num_heads
         self.attn_scale = float(attn_scale)
         self.spatial_conv = nn.ModuleList(
             nn.Conv2d(dim, dim, spatial_kernel, padding=spatial_kernel // 2, groups=groups, bias=False)
@@ -108,14 +105,8 @@ class STFormerAttention(nn.Module):
         self.temporal_conv = nn.Conv3d(dim, dim, kt, padding=tuple(k // 2 for k in kt), groups=groups, bias=False)
         self.temporal_bn = nn.BatchNorm3d(dim)
         self.temporal_lif = spike_layer()
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_linear", nn.Linear(dim, dim, bias=qkv_bias))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
-        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
-        self.proj_linear = nn.Linear(dim, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
+        self.add_qkv(dim, bias=qkv_bias, neuron=spike_layer)
+        self.add_output(dim, neuron=spike_layer)
 
     def spatial_core(self, fmap: Tensor) -> Tensor:
         """``[T, B, C, H, W]`` -> ``fmap + spikes of the conv stack`` (same shape)."""
@@ -130,21 +121,14 @@ class STFormerAttention(nn.Module):
         z = self.temporal_bn(z).permute(2, 0, 1, 3, 4)  # [T, B, C, H, W]
         return self.temporal_lif(z.contiguous())
 
-    def _heads(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        return x.reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)  # [T, B, h, N, d]
-
     def forward_map(self, fmap: Tensor) -> Tensor:
         """Feature map ``[T, B, C, H, W]`` (the block's stream) -> spikes ``[T, B, C, H, W]``."""
         T, B, C, Hg, Wg = fmap.shape
         spatial = self.spatial_core(fmap).flatten(3).transpose(2, 3)  # [T, B, N, C]
         temporal = self.temporal_core(fmap).flatten(3).transpose(2, 3)
-        q = self._heads(linear_bn_spike(spatial, self.q_linear, self.q_bn, self.q_lif))
-        k = self._heads(linear_bn_spike(temporal, self.k_linear, self.k_bn, self.k_lif))
-        v = self._heads(linear_bn_spike(temporal, self.v_linear, self.v_bn, self.v_lif))
-        y = ((q @ k.transpose(-2, -1)) @ v) * self.attn_scale  # [T, B, h, N, d]
-        y = self.attn_lif(y.transpose(2, 3).reshape(T, B, Hg * Wg, C))
-        y = linear_bn_spike(y, self.proj_linear, self.proj_bn, self.proj_lif)  # [T, B, N, C]
+        q = self._heads(self.branch("q", spatial))
+        k, v = self._heads(self.branch("k", temporal)), self._heads(self.branch("v", temporal))
+        y = self.output(((q @ k.transpose(-2, -1)) @ v) * self.attn_scale)  # [T, B, h, N, d] -> [T, B, N, C]
         return y.transpose(2, 3).reshape(T, B, C, Hg, Wg)
 
     def forward(self, x: Tensor, grid: tuple[int, int] | None = None, *, layout: str = "tokens") -> Tensor:

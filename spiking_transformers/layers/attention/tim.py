@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ...neurons import Neuron, SpikeFactory
-from ..ops import linear_bn_spike
+from ._qkv import QKVAttention
 from ._registry import register_attention
 
 __all__ = ["BrainCogLIF", "MembraneState", "TemporalInteraction", "TIMSelfAttention", "TIM_THRESHOLDS"]
@@ -190,7 +190,7 @@ class TemporalInteraction(nn.Module):
     paper="TIM (IJCAI 2024)",
     spike_driven=False,
 )
-class TIMSelfAttention(nn.Module):
+class TIMSelfAttention(QKVAttention):
     r"""Spiking self-attention with TIM on the queries (the TIM example's ``SSA``).
 
     .. math::
@@ -229,37 +229,19 @@ class TIMSelfAttention(nn.Module):
         tim_thresholds: tuple[float, float] = TIM_THRESHOLDS,
         tim_channels: int | None = None,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        super().__init__(dim, num_heads)
         self.attn_scale = float(attn_scale)
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_linear", nn.Linear(dim, dim, bias=False))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
+        self.add_qkv(dim, bias=False, neuron=spike_layer)
         self.TIM = TemporalInteraction(
             dim // num_heads if tim_channels is None else tim_channels, alpha=tim_alpha, thresholds=tim_thresholds
         )
-        self.attn_lif = spike_layer(v_threshold=attn_threshold)
-        self.proj_linear = nn.Linear(dim, dim, bias=False)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
-
-    def _heads(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        return x.reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)  # [T, B, h, N, d]
+        self.add_output(dim, neuron=spike_layer, attn_neuron=spike_layer(v_threshold=attn_threshold), bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        q = self._heads(linear_bn_spike(x, self.q_linear, self.q_bn, self.q_lif))
-        k = self._heads(linear_bn_spike(x, self.k_linear, self.k_bn, self.k_lif))
-        v = self._heads(linear_bn_spike(x, self.v_linear, self.v_bn, self.v_lif))
+        q, k, v = (self._heads(self.branch(name, x)) for name in ("q", "k", "v"))  # [T, B, h, N, d]
         q = self.TIM(q)
         y = ((q @ k.transpose(-2, -1)) @ v) * self.attn_scale  # [T, B, h, N, d]
-        y = y.transpose(2, 3).reshape(T, B, N, C)  # standard merge: channel head * d + j
-        y = self.attn_lif(y)
-        return linear_bn_spike(y, self.proj_linear, self.proj_bn, self.proj_lif)
+        return self.output(y)  # standard merge (channel head * d + j), attn_lif, projection
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, attn_scale={self.attn_scale}"

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ...neurons import DEFAULT_SPIKE_LAYER, SpikeFactory
-from ..ops import linear_bn_spike
-from ._layout import ATTN_V_THRESHOLD
+from ._qkv import QKVAttention
 from ._registry import register_attention
 
 __all__ = ["alpha_xnor_similarity", "alpha_xnor_similarity_elementwise", "AlphaXNORAttention"]
@@ -66,7 +65,7 @@ def alpha_xnor_similarity_elementwise(q: Tensor, k: Tensor, alpha: float) -> Ten
     spike_driven=True,
     reference="paper",
 )
-class AlphaXNORAttention(nn.Module):
+class AlphaXNORAttention(QKVAttention):
     r"""Spikformer SSA with the α-XNOR similarity in place of ``Q Kᵀ``.
 
     .. math::
@@ -100,41 +99,23 @@ class AlphaXNORAttention(nn.Module):
         qkv_bias: bool = True,
         spike_layer: SpikeFactory = DEFAULT_SPIKE_LAYER,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        super().__init__(dim, num_heads)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must lie in [0, 1) (silences count less than spikes), got {alpha}")
-        self.num_heads = num_heads
         self.attn_scale = float(attn_scale)
         a = torch.full((num_heads, 1, 1) if per_head else (), float(alpha))
         if learnable_alpha:
             self.alpha = nn.Parameter(a)
         else:
             self.register_buffer("alpha", a, persistent=False)
-        for name in ("q", "k", "v"):
-            setattr(self, f"{name}_linear", nn.Linear(dim, dim, bias=qkv_bias))
-            setattr(self, f"{name}_bn", nn.BatchNorm1d(dim))
-            setattr(self, f"{name}_lif", spike_layer())
-        self.attn_lif = spike_layer(v_threshold=ATTN_V_THRESHOLD)
-        self.proj_linear = nn.Linear(dim, dim)
-        self.proj_bn = nn.BatchNorm1d(dim)
-        self.proj_lif = spike_layer()
-
-    def _heads(self, x: Tensor) -> Tensor:
-        T, B, N, C = x.shape
-        return x.reshape(T, B, N, self.num_heads, C // self.num_heads).transpose(2, 3)  # [T, B, h, N, d]
+        self.add_qkv(dim, bias=qkv_bias, neuron=spike_layer)
+        self.add_output(dim, neuron=spike_layer)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, N, C]`` -> spikes ``[T, B, N, C]``."""
-        T, B, N, C = x.shape
-        q = self._heads(linear_bn_spike(x, self.q_linear, self.q_bn, self.q_lif))
-        k = self._heads(linear_bn_spike(x, self.k_linear, self.k_bn, self.k_lif))
-        v = self._heads(linear_bn_spike(x, self.v_linear, self.v_bn, self.v_lif))
+        q, k, v = (self._heads(self.branch(name, x)) for name in ("q", "k", "v"))  # [T, B, h, N, d]
         s = alpha_xnor_similarity(q, k, self.alpha.to(q.dtype))  # [T, B, h, N, N]
-        y = (s @ v) * self.attn_scale  # [T, B, h, N, d]
-        y = self.attn_lif(y.transpose(2, 3).reshape(T, B, N, C))
-        return linear_bn_spike(y, self.proj_linear, self.proj_bn, self.proj_lif)
+        return self.output((s @ v) * self.attn_scale)
 
     def extra_repr(self) -> str:
         kind = "learnable" if isinstance(self.alpha, nn.Parameter) else "fixed"
