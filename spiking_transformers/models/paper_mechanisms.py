@@ -303,9 +303,9 @@ def semm_2_256_cifar10dvs(**kwargs: Any) -> SEMMSpikformer:
 # --- A²OS²A (spec section 12) ---------------------------------------------------------------------------------------
 _A2OS2A_DECISIONS = (
     "[paper] binary-spike, ReLU and ternary-spike neurons for Q, K, V; addition-only attention without softmax or "
-    "scaling; Spikformer-style backbone (10-512 on ImageNet [zoo]). [third-party / recall] Q binary, K ReLU, V ternary "
-    "(configurable); no neuron between O and the projection. [our reading] ternary neuron: LIF charge, thresholds "
-    "+-1, reset on firing; T=4; CIFAR size 4-384."
+    "scaling; Spikformer-style backbone (10-512 on ImageNet, per the Fancyssc/STEP model zoo). [third-party, "
+    "unverified] Q binary, K ReLU, V ternary (configurable); no neuron between O and the projection. [our reading] "
+    "ternary neuron: LIF charge, thresholds +-1, reset on firing; T=4; CIFAR size 4-384."
 )
 
 

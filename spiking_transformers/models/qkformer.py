@@ -714,7 +714,7 @@ def qkformer_cifar10dvs(**kwargs: Any) -> QKFormer:
     **_DVS_INFO, dataset="dvs128-gesture", num_classes=11, reported_top1=98.6,
     official_config="qkformer/qkformer-dvs128gesture", official_params=1999371,
     notes="Two stages 128/256 at 16/8 px, one block each (QKTA, SSA), 16 heads, MLP ratio 4. Top-1 98.6 is "
-    "[recall] (the paper's table as recalled, not confirmed from the repository). " + _REPEAT_NOTE,
+    "unverified (the paper's table as recalled, not confirmed from the repository). " + _REPEAT_NOTE,
 )  # fmt: skip
 def qkformer_dvs128gesture(**kwargs: Any) -> QKFormer:
     """QKFormer on DVS128 Gesture event frames (128x128, T=16, 11 classes), 2.00M parameters."""

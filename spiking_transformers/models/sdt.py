@@ -326,7 +326,7 @@ def _create(defaults: dict[str, Any], overrides: dict[str, Any]) -> SpikeDrivenT
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, reported_top1=None,
     official_config="sdt_v1/sdt-2-256-cifar10-T4", official_params=2567082, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar10/2_256_300E_t4.yml; no accuracy for this size in the spec.",
+    notes=_UNUSED_NOTE + "conf/cifar10/2_256_300E_t4.yml; no accuracy recorded for this size.",
 )
 def sdt_2_256_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on CIFAR-10 images (32x32, T=4, 10 classes), 2.57M parameters."""
@@ -336,7 +336,7 @@ def sdt_2_256_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar10", num_classes=10, reported_top1=95.6,
     official_config="sdt_v1/sdt-2-512-cifar10-T4", official_params=10233546, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar10/2_512_300E_t4.yml. reported_top1 95.6 is [recall]: check against the paper.",
+    notes=_UNUSED_NOTE + "conf/cifar10/2_512_300E_t4.yml. reported_top1 95.6 is unverified: check against the paper.",
 )
 def sdt_2_512_cifar10(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on CIFAR-10 images (32x32, T=4, 10 classes), 10.23M parameters."""
@@ -358,7 +358,7 @@ def sdt_2_512_cifar10_tet(**kwargs: Any) -> SpikeDrivenTransformer:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, reported_top1=None,
     official_config="sdt_v1/sdt-2-256-cifar100-T4", official_params=2590212, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar100/2_256_300E_t4.yml; no accuracy for this size in the spec.",
+    notes=_UNUSED_NOTE + "conf/cifar100/2_256_300E_t4.yml; no accuracy recorded for this size.",
 )
 def sdt_2_256_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on CIFAR-100 images (32x32, T=4, 100 classes), 2.59M parameters."""
@@ -368,7 +368,7 @@ def sdt_2_256_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
 @register_model(
     **_COMMON, **_CIFAR, dataset="cifar100", num_classes=100, reported_top1=78.4,
     official_config="sdt_v1/sdt-2-512-cifar100-T4", official_params=10279716, official_unused_params=2 * 64,
-    notes=_UNUSED_NOTE + "conf/cifar100/2_512_300E_t4.yml. reported_top1 78.4 is [recall]: check against the paper.",
+    notes=_UNUSED_NOTE + "conf/cifar100/2_512_300E_t4.yml. reported_top1 78.4 is unverified: check against the paper.",
 )
 def sdt_2_512_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on CIFAR-100 images (32x32, T=4, 100 classes), 10.28M parameters."""
@@ -381,7 +381,7 @@ def sdt_2_512_cifar100(**kwargs: Any) -> SpikeDrivenTransformer:
     official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/cifar10-dvs/2_256_200E_t10_TET.yml: frames resized to 64x64, dvs_mode (Erode) on, "
     "trained with the TET loss (forward_timesteps gives the per-step logits). The paper reports 80.0 at T=16 "
-    "[recall]; the official config trains T=10, for which no accuracy is recorded.",
+    "(unverified); the official config trains T=10, for which no accuracy is recorded.",
 )
 def sdt_2_256_cifar10dvs(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on CIFAR10-DVS event frames (64x64, T=10, 10 classes), 2.57M parameters."""
@@ -410,7 +410,7 @@ def sdt_2_256_gesture_t10(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_GESTURE, default_T=16, reported_top1=99.3, official_config="sdt_v1/sdt-2-256-gesture-T16",
     official_params=2567051, official_unused_params=2 * 64,
     notes=_UNUSED_NOTE + "conf/gesture/2_256_200E_t16.yml (pooling 0111, no dvs_mode). reported_top1 99.3 is "
-    "[recall]: check against the paper.",
+    "unverified: check against the paper.",
 )
 def sdt_2_256_gesture_t16(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on DVS128 Gesture event frames (128x128, T=16, 11 classes), 2.57M parameters."""
@@ -462,7 +462,7 @@ def sdt_10_512(**kwargs: Any) -> SpikeDrivenTransformer:
     **_COMMON, **_IMAGENET, reported_top1=77.07, official_config="sdt_v1/sdt-8-768-imagenet-T4",
     official_params=66339144, official_unused_params=8 * 64,
     notes=_UNUSED_NOTE + "conf/imagenet/8_768_300E_t4.yml. 77.07 (README, 6.09 mJ) is measured at 288x288 test "
-    "resolution (--large-valid); at 224 the paper gives 76.32 [recall].",
+    "resolution (--large-valid); at 224 the paper gives 76.32 (unverified).",
 )
 def sdt_8_768(**kwargs: Any) -> SpikeDrivenTransformer:
     """SDT V1 on ImageNet-1k images (224x224, T=4, 1000 classes), 66.34M parameters."""

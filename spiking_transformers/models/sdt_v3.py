@@ -38,7 +38,7 @@ Quirks kept or resolved:
   ``rep_conv`` = Conv1d+BN(C), Conv1d+BN(C), as the code at the checked commit builds it (the parameter counts
   agree exactly) and with the shape unpacking of ``MAE_SDT.py``. The released 83M checkpoints store a 768-long
   first rep_conv BN (an older code version): loading one raises a shape error naming that key, since how the
-  released model ran is unknown (spec 5(h)1).
+  released model ran is unknown (issue #9 of the official repository).
 * The large ``head`` is built with ``nb_classes`` and ``head_kd`` with ``num_classes``; we have one
   ``num_classes`` and refuse differing values when ``kd`` is on.
 * With ``kd`` the official forward returns ``(head, head_kd)`` in training and their mean in eval. Ours always
@@ -790,7 +790,7 @@ _83M_NOTE = (
     "parameters are official. Ours runs x + rep_conv(spike(x)) (rep_conv = Conv1d+BN(512), Conv1d+BN(512), the "
     "code at the checked commit; counts equal). The released 83M checkpoints store a 768-long first rep_conv BN "
     "(an older code version): loading them raises a shape error on that key, since how the released model ran is "
-    "unknown (spec 5(h)1)."
+    "unknown (issue #9 of the official repository)."
 )
 _LARGE_NOTE = "MAE-pretrained, fine-tuned E-SpikeFormer; T x D = 1 x 4 ('1x4' checkpoints). "
 

@@ -415,7 +415,7 @@ _DVS = dict(_DVS_FILE, img_size=128, in_chans=2)
     official_config="spikformer/spikformer-4-384-cifar10",
     official_params=9330874,
     official_unused_params=_unused_block_norms(4, 384),
-    notes="cifar10/cifar10.yml. 95.51 with 400 epochs [paper-2].",
+    notes="cifar10/cifar10.yml. 95.51 with 400 epochs (as quoted by a third party, not read in the paper).",
 )
 def spikformer_4_384_cifar10(**kwargs: Any) -> Spikformer:
     """Spikformer on CIFAR-10 images (32x32, T=4, 10 classes), 9.32M parameters."""
@@ -430,7 +430,8 @@ def spikformer_4_384_cifar10(**kwargs: Any) -> Spikformer:
     official_config="spikformer/spikformer-4-384-cifar100",
     official_params=9365524,
     official_unused_params=_unused_block_norms(4, 384),
-    notes="Top-1 from memory of the paper [recall]; 78.21 with 400 epochs [recall, also quoted by a third party].",
+    notes="Top-1 from memory of the paper, unverified; 78.21 with 400 epochs (unverified, also quoted by a third "
+    "party).",
 )
 def spikformer_4_384_cifar100(**kwargs: Any) -> Spikformer:
     """Spikformer on CIFAR-100 images (32x32, T=4, 100 classes), 9.36M parameters."""
@@ -446,7 +447,7 @@ def spikformer_4_384_cifar100(**kwargs: Any) -> Spikformer:
     official_params=4159274,
     official_unused_params=_unused_block_norms(4, 256),
     notes="Paper ablation size; heads not given by the paper, 16 as in param_counts.json (params do not depend on "
-    "heads). Top-1 [recall] (CIFAR-100: 75.96 [recall]).",
+    "heads). Top-1 unverified (CIFAR-100: 75.96, unverified).",
 )
 def spikformer_4_256_cifar10(**kwargs: Any) -> Spikformer:
     """Spikformer on CIFAR-10 images (32x32, T=4, 10 classes), 4.16M parameters."""
@@ -461,7 +462,7 @@ def spikformer_4_256_cifar10(**kwargs: Any) -> Spikformer:
     official_config="spikformer/spikformer-2-384-cifar10",
     official_params=5768122,
     official_unused_params=_unused_block_norms(2, 384),
-    notes="Paper ablation size; 12 heads assumed. Top-1 [recall] (CIFAR-100: 76.95 [recall]).",
+    notes="Paper ablation size; 12 heads assumed. Top-1 unverified (CIFAR-100: 76.95, unverified).",
 )
 def spikformer_2_384_cifar10(**kwargs: Any) -> Spikformer:
     """Spikformer on CIFAR-10 images (32x32, T=4, 10 classes), 5.77M parameters."""
@@ -475,7 +476,7 @@ def spikformer_2_384_cifar10(**kwargs: Any) -> Spikformer:
     official_params=16828312,
     official_unused_params=_unused_block_norms(8, 384),
     notes="8 heads as in the Spikingformer energy tool (param_counts.json used 12; params do not depend on heads). "
-    "Top-1 and 7.73 mJ [paper-2].",
+    "Top-1 and 7.73 mJ as quoted by a third party (not read in the paper).",
 )
 def spikformer_8_384(**kwargs: Any) -> Spikformer:
     """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 16.82M parameters."""
@@ -488,7 +489,7 @@ def spikformer_8_384(**kwargs: Any) -> Spikformer:
     official_config="spikformer/spikformer-8-512-imagenet",
     official_params=29705768,
     official_unused_params=_unused_block_norms(8, 512),
-    notes="The official imagenet/model.py factory. 11.58 mJ [paper-2].",
+    notes="The official imagenet/model.py factory. 11.58 mJ as quoted by a third party.",
 )
 def spikformer_8_512(**kwargs: Any) -> Spikformer:
     """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 29.69M parameters."""
@@ -501,7 +502,7 @@ def spikformer_8_512(**kwargs: Any) -> Spikformer:
     official_config="spikformer/spikformer-10-512-imagenet",
     official_params=36025896,
     official_unused_params=_unused_block_norms(10, 512),
-    notes="13.90 mJ [paper-2].",
+    notes="13.90 mJ as quoted by a third party.",
 )
 def spikformer_10_512(**kwargs: Any) -> Spikformer:
     """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 36.01M parameters."""
@@ -514,7 +515,8 @@ def spikformer_10_512(**kwargs: Any) -> Spikformer:
     official_config="spikformer/spikformer-8-768-imagenet",
     official_params=66363208,
     official_unused_params=_unused_block_norms(8, 768),
-    notes="12 heads (pending a check against the paper; params do not depend on heads). 21.48 mJ [paper-2].",
+    notes="12 heads (pending a check against the paper; params do not depend on heads). 21.48 mJ as quoted by a "
+    "third party.",
 )
 def spikformer_8_768(**kwargs: Any) -> Spikformer:
     """Spikformer on ImageNet-1k images (224x224, T=4, 1000 classes), 66.34M parameters."""
@@ -529,7 +531,7 @@ def spikformer_8_768(**kwargs: Any) -> Spikformer:
     official_config="spikformer/spikformer-2-256-cifar10dvs",
     official_params=2585610,
     official_unused_params=_unused_dvs(2, 256),
-    notes="The official cifar10dvs/model.py factory, T=16 frames. Top-1 [recall] (78.9 at T=10 [recall]).",
+    notes="The official cifar10dvs/model.py factory, T=16 frames. Top-1 unverified (78.9 at T=10, unverified).",
 )
 def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
     """Spikformer on CIFAR10-DVS event frames (128x128, T=16, 10 classes), 2.57M parameters."""
@@ -545,7 +547,7 @@ def spikformer_2_256_cifar10dvs(**kwargs: Any) -> Spikformer:
     official_params=2585867,
     official_unused_params=_unused_dvs(2, 256),
     notes="The repository has no DVS128 Gesture code; the CIFAR10-DVS model with 11 classes. Top-1 at T=16 "
-    "[recall] (96.9 at T=10 [recall]).",
+    "unverified (96.9 at T=10, unverified).",
 )
 def spikformer_2_256_dvs128gesture(**kwargs: Any) -> Spikformer:
     """Spikformer on DVS128 Gesture event frames (128x128, T=16, 11 classes), 2.57M parameters."""
