@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .images import stratified_split
+
 __all__ = ["DIGIT_WORDS", "SpokenDigits", "load_spoken_digits", "default_digits_path", "digit_sequences"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -70,15 +72,10 @@ def load_spoken_digits(path: str | os.PathLike | None = None) -> tuple[list[np.n
 
 
 def _split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed-seed split stratified by class: ``round(test_fraction * n_c)`` test utterances of each class."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = int(round(test_fraction * len(idx)))
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    """The stratified split of :func:`.images.stratified_split` (``round(test_fraction * n_c)`` test utterances of
+    each class), each side in utterance order."""
+    train, test = stratified_split(labels, test_fraction, seed)
+    return np.sort(train), np.sort(test)
 
 
 class SpokenDigits(Dataset):

@@ -31,6 +31,7 @@ __all__ = [
     "make_head",
     "to_2tuple",
     "check_input_kind",
+    "check_sizes",
 ]
 
 M = TypeVar("M", bound=nn.Module)
@@ -152,3 +153,26 @@ def check_input_kind(input_kind: str) -> str:
     if input_kind not in ("image", "events"):
         raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
     return input_kind
+
+
+def check_sizes(
+    *,
+    T: int | None = None,
+    depth: int | None = None,
+    min_depth: int = 0,
+    num_classes: int | None = None,
+    embed_dim: int | None = None,
+    num_heads: int | None = None,
+) -> None:
+    """The size checks a model constructor shares, each a one-line ValueError naming the argument: ``T >= 1``,
+    ``depth >= min_depth``, ``num_classes >= 0`` and ``embed_dim`` divisible by ``num_heads`` (``None``: not
+    checked)."""
+    if T is not None and T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    if depth is not None and depth < min_depth:
+        raise ValueError(f"depth must be >= {min_depth}, got {depth}")
+    if num_classes is not None and num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+    if embed_dim is not None and num_heads is not None and embed_dim % num_heads:
+        raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads} (it must be a multiple of "
+                         f"num_heads)")

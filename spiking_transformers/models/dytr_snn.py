@@ -34,6 +34,7 @@ from ..layers import SpikingMlp
 from ..layers.attention import create_attention
 from ..neurons import DEFAULT_SPIKE_LAYER, DYNAMIC_KINDS, MixedDynamicNeuron, SpikeFactory, resolve_spike_layer
 from ._base import SpikingModel
+from ._common import check_sizes
 from ._registry import Paper, register_model
 
 __all__ = ["DyTrSNN", "DYTR_SNN_PAPER", "dytr_snn_2_128_digits"]
@@ -100,8 +101,7 @@ class DyTrSNN(SpikingModel):
         frames, feats = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         if frames < 4 or feats < 1:
             raise ValueError(f"img_size (frames, n_feats) must have at least 4 frames and 1 feature, got {img_size}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        check_sizes(embed_dim=embed_dim, num_heads=num_heads)
         spike = resolve_spike_layer(spike_layer) if spike_layer is not None else DEFAULT_SPIKE_LAYER
         self.T, self.num_classes, self.num_features = int(T), int(num_classes), int(embed_dim)
         self.img_size = (int(frames), int(feats))

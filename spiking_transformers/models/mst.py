@@ -49,10 +49,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..layers._shapes import window_partition, window_reverse  # Swin windows, shared with STNet
 from ..neurons.lif import Neuron, if_multistep
 from ..neurons.surrogate import get_surrogate
 from ._base import SpikingModel
-from ._common import known_keys_converter, to_2tuple
+from ._common import known_keys_converter, make_head, to_2tuple, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -246,20 +247,6 @@ def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
         return x
     keep = x.new_empty(x.shape[:2] + (1,) * (x.dim() - 2)).bernoulli_(1.0 - p)
     return x * keep / (1.0 - p)
-
-
-def window_partition(x: Tensor, ws: int) -> Tensor:
-    """``[B, H, W, C]`` -> windows ``[B * nW, ws, ws, C]`` (row-major over windows)."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // ws, ws, W // ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, ws, ws, C)
-
-
-def window_reverse(windows: Tensor, ws: int, H: int, W: int) -> Tensor:
-    """Windows ``[B * nW, ws, ws, C]`` -> ``[B, H, W, C]``."""
-    B = windows.shape[0] // ((H // ws) * (W // ws))
-    x = windows.view(B, H // ws, W // ws, ws, ws, -1)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, -1)
 
 
 def _site(levels: int, threshold: float, mask_ratio: float | None = None) -> QCFS:
@@ -551,20 +538,11 @@ class MaskedSpikingTransformer(SpikingModel):
             stage.downsample = SpikingPatchMerging(r, dim, **site) if i < self.num_layers - 1 else None
             self.layers.append(stage)
         self.norm = nn.LayerNorm(self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
+        self.head = make_head(self.num_features, num_classes)
+        # timm's Swin initialisation: truncated-normal linears with zero bias (LayerNorms keep ones / zeros)
+        self.apply(trunc_normal_init(nn.Linear))
         if mode == "snn":
             convert_to_snn(self, self.sim_len)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     @property
     def mode(self) -> str:

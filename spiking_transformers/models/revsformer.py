@@ -49,7 +49,16 @@ from torch import Tensor, nn
 from ..layers import SpikingSelfAttention, folded, linear_bn_spike
 from ..neurons import LIF, SpikeFactory
 from ._base import SpikingModel
-from ._common import BN_KEYS, REQUIRED, make_head, official_builder, official_int, to_2tuple, trunc_normal_init
+from ._common import (
+    BN_KEYS,
+    REQUIRED,
+    check_sizes,
+    make_head,
+    official_builder,
+    official_int,
+    to_2tuple,
+    trunc_normal_init,
+)
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -357,10 +366,7 @@ class RevSFormer(SpikingModel):
         spike_layer: SpikeFactory = LIF,
     ) -> None:
         super().__init__()
-        if T < 1 or depth < 0 or num_classes < 0:
-            raise ValueError(f"need T >= 1, depth >= 0, num_classes >= 0; got T={T}, depth={depth}, {num_classes=}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        check_sizes(T=T, depth=depth, num_classes=num_classes, embed_dim=embed_dim, num_heads=num_heads)
         if input_kind not in ("image", "events"):
             raise ValueError(f"input_kind must be 'image' or 'events', got {input_kind!r}")
         self.T = T

@@ -37,6 +37,7 @@ from ._common import (
     BN_KEYS,
     PVT_KWARGS,
     check_input_kind,
+    check_sizes,
     known_keys_converter,
     make_head,
     official_builder,
@@ -117,12 +118,7 @@ class SpikeDrivenTransformer(SpikingModel):
         input_kind: str = "image",
     ) -> None:
         super().__init__()
-        if T < 1:
-            raise ValueError(f"T must be >= 1, got {T}")
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
+        check_sizes(T=T, depth=depth, min_depth=1, embed_dim=embed_dim, num_heads=num_heads)
         spike_layer = resolve_spike_layer(spike_layer)
         self.T = T
         self.num_classes = num_classes

@@ -63,7 +63,7 @@ from ..layers.attention.divided_st import DividedSpaceTimeAttention, JointSpaceT
 from ..neurons import ParametricLIF
 from ..neurons.kernels.bn_spike import bn_spike
 from ._base import SpikingModel
-from ._common import check_input_kind, make_head, official_builder
+from ._common import check_input_kind, check_sizes, make_head, official_builder, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -422,10 +422,7 @@ class SpikeformerLi(SpikingModel):
         attn: str = "spikeformer_st",
     ) -> None:
         super().__init__()
-        if T < 1:
-            raise ValueError(f"T must be >= 1, got {T}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim ({embed_dim}) must be a multiple of num_heads ({num_heads})")
+        check_sizes(T=T, embed_dim=embed_dim, num_heads=num_heads)
         neuron = _resolve_neuron(spike_layer)
         self.T = T
         self.num_classes = num_classes
@@ -461,14 +458,9 @@ class SpikeformerLi(SpikingModel):
         # trunc-normal(0.02), time embedding 0, tokenizer convs Kaiming-normal (done by the tokenizer), and every
         # temporal_fc zeroed (see the module docstring).
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear = trunc_normal_init(nn.Linear)
+        for m in self.modules():  # pre-order (the official loop's order, hence its random draws); LayerNorms keep 1 / 0
+            init_linear(m)
         for block in self.blocks:
             if isinstance(block.attn, DividedSpaceTimeAttention):
                 nn.init.zeros_(block.attn.temporal_fc.weight)

@@ -46,6 +46,7 @@ from ._common import (
     BN_KEYS,
     PVT_KWARGS,
     check_input_kind,
+    check_sizes,
     known_keys_converter,
     make_head,
     official_builder,
@@ -127,10 +128,7 @@ class Spikformer(SpikingModel):
         attn_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if T < 1 or depth < 0 or num_classes < 0:
-            raise ValueError(f"need T >= 1, depth >= 0, num_classes >= 0; got T={T}, depth={depth}, {num_classes=}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        check_sizes(T=T, depth=depth, num_classes=num_classes, embed_dim=embed_dim, num_heads=num_heads)
         self.T = T
         self.num_classes = num_classes
         self.num_features = embed_dim

@@ -57,7 +57,7 @@ from ..layers._shapes import fold_time, unfold_time
 from ..layers.attention.stmixer import STMixerAttention, TokenMixing
 from ..neurons import Neuron
 from ._base import SpikingModel
-from ._common import BN_KEYS, check_input_kind, official_builder, to_2tuple
+from ._common import BN_KEYS, check_input_kind, check_sizes, official_builder, to_2tuple
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -382,10 +382,7 @@ class STMixer(SpikingModel):
         official_side_grouping: bool = False,
     ) -> None:
         super().__init__()
-        if T < 1 or depth < 1:
-            raise ValueError(f"T and depth must be >= 1, got T={T}, depth={depth}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        check_sizes(T=T, depth=depth, min_depth=1, embed_dim=embed_dim, num_heads=num_heads)
         H, W = to_2tuple(img_size)
         s = 2**downsample_times
         if H % s or W % s:

@@ -62,6 +62,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers._shapes import window_partition as _window_partition  # Swin windows, shared with MST
+from ..layers._shapes import window_reverse as _window_reverse
 from ..neurons import Neuron
 from ._official import OfficialFamily, register_official_family
 from ._registry import ModelInfo, Paper, register_model
@@ -351,20 +353,6 @@ def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
     keep = 1.0 - p
     mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
     return x * mask.div_(keep)
-
-
-def _window_partition(x: Tensor, ws: int) -> Tensor:
-    """``[B, H, W, C] -> [B * nW, ws, ws, C]``."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // ws, ws, W // ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, ws, ws, C)
-
-
-def _window_reverse(windows: Tensor, ws: int, H: int, W: int) -> Tensor:
-    """``[B * nW, ws, ws, C] -> [B, H, W, C]``."""
-    B = windows.shape[0] // ((H // ws) * (W // ws))
-    x = windows.view(B, H // ws, W // ws, ws, ws, -1)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, -1)
 
 
 class WindowAttention(nn.Module):

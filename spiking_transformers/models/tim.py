@@ -40,7 +40,15 @@ from ..layers import SpikingMlp, SpikingPatchSplitting
 from ..layers.attention.tim import TIM_THRESHOLDS, BrainCogLIF, TIMSelfAttention
 from ..neurons import SpikeFactory
 from ._base import SpikingModel
-from ._common import BN_KEYS, make_head, official_builder, official_int, to_2tuple, trunc_normal_init
+from ._common import (
+    BN_KEYS,
+    check_sizes,
+    make_head,
+    official_builder,
+    official_int,
+    to_2tuple,
+    trunc_normal_init,
+)
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
@@ -113,10 +121,7 @@ class SpikformerTIM(SpikingModel):
         spike_layer: SpikeFactory = BrainCogLIF,
     ) -> None:
         super().__init__()
-        if T < 1 or depth < 0 or num_classes < 0:
-            raise ValueError(f"need T >= 1, depth >= 0, num_classes >= 0; got T={T}, depth={depth}, {num_classes=}")
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        check_sizes(T=T, depth=depth, num_classes=num_classes, embed_dim=embed_dim, num_heads=num_heads)
         self.T = T
         self.num_classes = num_classes
         self.num_features = embed_dim
