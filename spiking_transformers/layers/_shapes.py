@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = [
-    "fold_time",
-    "unfold_time",
-    "TimeDistributed",
-    "repeat_over_time",
-    "batch_axis",
-    "window_partition",
-    "window_reverse",
-]
+__all__ = ["fold_time", "unfold_time", "TimeDistributed", "repeat_over_time", "batch_axis"]
 
 
 def fold_time(x: Tensor) -> Tensor:
@@ -64,18 +56,3 @@ def batch_axis(x: Tensor, input_kind: str = "image") -> int:
     if x.dim() not in (4, 5):
         raise ValueError(f"an image model takes [B, C, H, W] or [T, B, C, H, W], got shape {tuple(x.shape)}")
     return 0 if x.dim() == 4 else 1
-
-
-def window_partition(x: Tensor, ws: int) -> Tensor:
-    """Swin's non-overlapping windows: ``[B, H, W, C]`` -> ``[B * nW, ws, ws, C]``, windows in row-major order
-    (``H`` and ``W`` multiples of ``ws``)."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // ws, ws, W // ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, ws, ws, C)
-
-
-def window_reverse(windows: Tensor, ws: int, H: int, W: int) -> Tensor:
-    """The inverse of :func:`window_partition`: ``[B * nW, ws, ws, C]`` -> ``[B, H, W, C]``."""
-    B = windows.shape[0] // ((H // ws) * (W // ws))
-    x = windows.view(B, H // ws, W // ws, ws, ws, -1)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, -1)

@@ -49,7 +49,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..layers._shapes import window_partition, window_reverse  # Swin windows, shared with STNet
+from ..layers.windows import relative_position_index, shifted_window_mask, window_partition, window_reverse
 from ..neurons.lif import Neuron, if_multistep
 from ..neurons.surrogate import get_surrogate
 from ._base import SpikingModel
@@ -280,12 +280,7 @@ class SpikingWindowAttention(nn.Module):
         self.masking_ratio = masking_ratio
         ws = window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))
-        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-        rel[:, :, 0] += ws - 1
-        rel[:, :, 1] += ws - 1
-        rel[:, :, 0] *= 2 * ws - 1
-        self.register_buffer("relative_position_index", rel.sum(-1))
+        self.register_buffer("relative_position_index", relative_position_index(ws))
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.q_if = _site(levels, threshold, masking_ratio)
         self.k_if = _site(levels, threshold, masking_ratio)
@@ -365,15 +360,7 @@ class MaskedSpikingTransformerBlock(nn.Module):
         self.shortcut2_if = _site(levels, threshold)
         self.mlp = SpikingMlp(dim, int(dim * mlp_ratio), drop=drop, bn=mlp_bn, levels=levels, threshold=threshold,
                               mask_ratio=masking_ratio if mask_mlp else None)
-        attn_mask = None
-        if shift_size > 0:
-            img = torch.zeros(1, H, W, 1)
-            cuts = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
-            for i, (hs, wsl) in enumerate((a, b) for a in cuts for b in cuts):
-                img[:, hs, wsl, :] = i
-            win = window_partition(img, window_size).view(-1, window_size * window_size)
-            attn_mask = win.unsqueeze(1) - win.unsqueeze(2)
-            attn_mask = attn_mask.masked_fill(attn_mask != 0, -100.0).masked_fill(attn_mask == 0, 0.0)
+        attn_mask = shifted_window_mask(H, W, window_size, shift_size) if shift_size > 0 else None
         self.register_buffer("attn_mask", attn_mask)
 
     def forward(self, x: Tensor) -> Tensor:

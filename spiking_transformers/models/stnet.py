@@ -62,8 +62,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers._shapes import window_partition as _window_partition  # Swin windows, shared with MST
-from ..layers._shapes import window_reverse as _window_reverse
+from ..layers.windows import relative_position_index, shifted_window_mask
+from ..layers.windows import window_partition as _window_partition
+from ..layers.windows import window_reverse as _window_reverse
 from ..neurons import Neuron
 from ._official import OfficialFamily, register_official_family
 from ._registry import ModelInfo, Paper, register_model
@@ -368,12 +369,7 @@ class WindowAttention(nn.Module):
         self.scale = qk_scale or (dim // num_heads) ** -0.5
         ws = window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))
-        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-        rel[:, :, 0] += ws - 1
-        rel[:, :, 1] += ws - 1
-        rel[:, :, 0] *= 2 * ws - 1
-        self.register_buffer("relative_position_index", rel.sum(-1))
+        self.register_buffer("relative_position_index", relative_position_index(ws))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
@@ -474,15 +470,7 @@ class SwinStage(nn.Module):
         """The shifted-window mask ``[nW, N, N]``: -100 between tokens of different regions, else 0 (float32)."""
         ws, sh = self.window_size, self.shift_size
         Hp, Wp = math.ceil(H / ws) * ws, math.ceil(W / ws) * ws
-        img = torch.zeros((1, Hp, Wp, 1), device=device)
-        cnt = 0
-        for hs in (slice(0, -ws), slice(-ws, -sh), slice(-sh, None)):
-            for wsl in (slice(0, -ws), slice(-ws, -sh), slice(-sh, None)):
-                img[:, hs, wsl, :] = cnt
-                cnt += 1
-        win = _window_partition(img, ws).view(-1, ws * ws)
-        mask = win.unsqueeze(1) - win.unsqueeze(2)
-        return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+        return shifted_window_mask(Hp, Wp, ws, sh, device)
 
     def forward(self, x: Tensor, H: int, W: int) -> tuple[Tensor, Tensor | None, int, int]:
         mask = self._mask(H, W, x.device)
