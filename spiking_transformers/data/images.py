@@ -179,12 +179,23 @@ def digits_dataset(split: str = "train", *, img_size: int | None = None, augment
         transform: custom augmentation instead of ``augment`` (on ``[1, H, W]`` in [0, 1]).
     """
     images, labels = load_digits_arrays()
+    return _split_dataset(images, labels, split, native=8, shift_per=8, max_value=16.0, mean=DIGITS_MEAN,
+                          std=DIGITS_STD, img_size=img_size, augment=augment, transform=transform, info=info)
+
+
+def _split_dataset(images: np.ndarray, labels: np.ndarray, split: str, *, native: int, shift_per: int,
+                   max_value: float, mean: Sequence[float] | float, std: Sequence[float] | float, img_size: int | None,
+                   augment: bool, transform: Callable[[torch.Tensor], torch.Tensor] | None,
+                   info: object | None) -> ImageArrayDataset:
+    """One side of the 20 % per-class split (seed :data:`SPLIT_SEED`) of a bundled ``[N, H, W]`` image array;
+    ``augment`` translates by up to ``size // shift_per`` pixels (at least 1; no flips: digits are not
+    mirror-symmetric)."""
     tr, te = stratified_split(labels, 0.2)
     idx = tr if _check_split(split) == "train" else te
-    size = img_size or 8
+    size = img_size or native
     if transform is None and augment:
-        transform = _augment(size, max(1, size // 8), flip=False)
-    return ImageArrayDataset(images[idx], labels[idx], max_value=16.0, mean=DIGITS_MEAN, std=DIGITS_STD,
+        transform = _augment(size, max(1, size // shift_per), flip=False)
+    return ImageArrayDataset(images[idx], labels[idx], max_value=max_value, mean=mean, std=std,
                              img_size=img_size, transform=transform, info=info)
 
 
@@ -231,13 +242,8 @@ def mnist5k_dataset(split: str = "train", *, img_size: int | None = None, augmen
         transform: custom augmentation instead of ``augment``.
     """
     images, labels = load_mnist5k_arrays()
-    tr, te = stratified_split(labels, 0.2)
-    idx = tr if _check_split(split) == "train" else te
-    size = img_size or 28
-    if transform is None and augment:
-        transform = _augment(size, max(1, size // 14), flip=False)
-    return ImageArrayDataset(images[idx], labels[idx], max_value=255.0, mean=MNIST_MEAN, std=MNIST_STD,
-                             img_size=img_size, transform=transform, info=info)
+    return _split_dataset(images, labels, split, native=28, shift_per=14, max_value=255.0, mean=MNIST_MEAN,
+                          std=MNIST_STD, img_size=img_size, augment=augment, transform=transform, info=info)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

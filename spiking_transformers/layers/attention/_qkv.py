@@ -66,7 +66,8 @@ class QKVAttention(nn.Module):
         attn_neuron: nn.Module | None = None,
         bias: bool = True,
     ) -> None:
-        """``attn_lif`` (``attn_neuron``; default ``neuron(v_threshold=0.5)``) and the ``proj`` branch ``dim -> dim``."""
+        """``attn_lif`` (``attn_neuron``; default ``neuron(v_threshold=0.5)``), then the ``proj`` branch
+        ``dim -> dim``."""
         self.attn_lif = neuron(v_threshold=ATTN_V_THRESHOLD) if attn_neuron is None else attn_neuron
         add_branch(self, "proj", dim, dim, bias=bias, neuron=neuron)
 
