@@ -72,6 +72,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    """Put the finished folder ``tmp`` at ``dest`` by renames only: an existing ``dest`` is renamed aside
+    (``.old-<name>-<pid>``) first and removed last, so that a crash at any point leaves a complete folder."""
+    old = None
+    if dest.exists():
+        old = dest.parent / f".old-{dest.name}-{os.getpid()}"
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    _fsync_dir(dest.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
@@ -102,14 +115,7 @@ def save_checkpoint(path: str | Path, files: dict[str, dict[str, torch.Tensor]],
         fh.flush()
         os.fsync(fh.fileno())
     _fsync_dir(tmp)
-    old = None
-    if path.exists():
-        old = path.parent / f".old-{path.name}-{os.getpid()}"
-        os.rename(path, old)
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _replace_dir(tmp, path)
     return path
 
 
@@ -192,15 +198,7 @@ class CheckpointManager:
             except OSError:
                 shutil.copy2(f, tmp / f.name)
         _fsync_dir(tmp)
-        best = self.dir / "best"
-        old = None
-        if best.exists():
-            old = self.dir / f".old-best-{os.getpid()}"
-            os.rename(best, old)
-        os.rename(tmp, best)
-        _fsync_dir(self.dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _replace_dir(tmp, self.dir / "best")
 
     def load_latest(self) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict[str, Any]] | None:
         """The newest checkpoint that verifies, falling back past corrupt ones (each reported); ``None`` if none."""
