@@ -49,16 +49,8 @@ from torch import Tensor, nn
 from ..layers import SpikingSelfAttention, folded, linear_bn_spike
 from ..neurons import LIF, SpikeFactory
 from ._base import SpikingModel
-from ._common import (
-    BN_KEYS,
-    REQUIRED,
-    check_sizes,
-    make_head,
-    official_builder,
-    official_int,
-    to_2tuple,
-    trunc_normal_init,
-)
+from ._common import BN_KEYS, REQUIRED, check_sizes, make_head, official_builder, official_int, to_2tuple
+from ._common import trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 

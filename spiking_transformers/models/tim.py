@@ -40,15 +40,7 @@ from ..layers import SpikingMlp, SpikingPatchSplitting
 from ..layers.attention.tim import TIM_THRESHOLDS, BrainCogLIF, TIMSelfAttention
 from ..neurons import SpikeFactory
 from ._base import SpikingModel
-from ._common import (
-    BN_KEYS,
-    check_sizes,
-    make_head,
-    official_builder,
-    official_int,
-    to_2tuple,
-    trunc_normal_init,
-)
+from ._common import BN_KEYS, check_sizes, make_head, official_builder, official_int, to_2tuple, trunc_normal_init
 from ._official import OfficialFamily, register_official_family
 from ._registry import Paper, register_model
 
