@@ -12,6 +12,8 @@ from spiking_transformers.models.spike2former import (
     Spike2Former,
     semantic_inference,
     semantic_loss,
+    semantic_targets,
+    set_criterion,
     spike2former_sdtv2_ade20k,
 )
 from spiking_transformers.neurons import MultiSpike
@@ -76,7 +78,8 @@ def test_semantic_inference_hand_checked():
 
 def test_semantic_loss_is_ce_on_normalised_scores():
     s = torch.tensor([0.1, 0.3]).view(1, 2, 1, 1)
-    torch.testing.assert_close(semantic_loss(s, torch.tensor([[[1]]])), -torch.log(torch.tensor(0.75)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(semantic_loss(s, torch.tensor([[[1]]])), -torch.log(torch.tensor(0.75)), atol=1e-5,
+                               rtol=0)
     with pytest.raises(ValueError, match="disagree"):
         semantic_loss(s, torch.zeros(1, 2, 2, dtype=torch.long))
     # vanishing scores are no way out: they cost log K, not 0
@@ -100,3 +103,59 @@ def test_paper_config_builds_on_meta():
     assert m.num_classes == SPIKE2FORMER_ADE20K_KWARGS["num_classes"] == 150
     assert m.query_feat.shape == (100, 256) and len(m.layers) == 6 and len(m.pixel_decoder.encoder) == 6
     assert m.cls_embed.out_features == 151
+
+
+def test_every_neuron_fires_in_tiny_config():
+    # regression: with the paper's attention constants at 64 x 64 the attention-output neurons were all silent
+    # (the queries never saw the image) and the mask MLP was silent too
+    torch.manual_seed(0)
+    m = Spike2Former(**SPIKE2FORMER_TINY_KWARGS)
+    rates = {}
+    for name, mod in m.named_modules():
+        if isinstance(mod, Neuron):
+            mod.register_forward_hook(
+                lambda mod, i, o, name=name: rates.__setitem__(name, float((o > 0).float().mean())))
+    m(torch.randn(4, 3, 64, 64))
+    assert len(rates) > 40
+    silent = [n for n, r in rates.items() if r < 0.01]
+    assert not silent, silent
+
+
+def test_semantic_targets_one_segment_per_class():
+    lab = torch.tensor([[[0, 2], [255, 2]]])
+    (cls, masks), = semantic_targets(lab, 4)
+    assert cls.tolist() == [0, 2]
+    assert masks.tolist() == [[[1, 0], [0, 0]], [[0, 1], [0, 1]]]
+
+
+def test_set_criterion_matches_the_right_query():
+    # two queries, K = 2, one image with classes 0 (left column) and 1 (right column); query 1 predicts the left
+    # mask and class 0, query 0 the right mask and class 1: the matching must pair them crosswise, and the loss of
+    # the good assignment must be lower than that of the swapped predictions
+    lab = torch.tensor([[[0, 1], [0, 1]]])
+    big = 8.0
+    left = torch.tensor([[big, -big], [big, -big]])
+    cls = torch.tensor([[[-big, big, -big], [big, -big, -big]]])
+    masks = torch.stack([-left, left])[None]  # query 0: right, query 1: left
+    good = set_criterion([(cls, masks)], lab, 2)
+    bad = set_criterion([(cls, masks.flip(1))], lab, 2)
+    assert good < 0.05 and bad > 1.0, (good, bad)
+    # deep supervision sums the outputs
+    torch.testing.assert_close(set_criterion([(cls, masks), (cls, masks.flip(1))], lab, 2), good + bad)
+    with pytest.raises(ValueError, match="labels must be"):
+        set_criterion([(cls, masks)], lab[0], 2)
+
+
+def test_set_loss_reaches_backbone_and_queries():
+    torch.manual_seed(0)
+    m = Spike2Former(**SPIKE2FORMER_TINY_KWARGS)
+    x = torch.randn(2, 3, 64, 64)
+    y = torch.randint(0, SPIKE2FORMER_TINY_KWARGS["num_classes"], (2, 64, 64))
+    outs = m.forward_all(x)
+    assert len(outs) == SPIKE2FORMER_TINY_KWARGS["dec_layers"] + 1
+    m.loss(x, y).backward()
+    grads = {n: p.grad for n, p in m.named_parameters()}
+    for name in ("backbone.downsample1_1.encode_conv.weight", "query_feat", "query_pos", "cls_embed.weight", "w",
+                 "mask_embed.fc.0.weight", "pixel_decoder.mask_feature.layer.weight"):
+        g = grads[name]
+        assert g is not None and 0 < float(g.norm()) < 1e4, (name, g if g is None else float(g.norm()))

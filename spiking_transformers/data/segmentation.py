@@ -57,16 +57,31 @@ class SyntheticShapes(Dataset):
         size: image side S.
         seed: base seed; image ``i`` uses ``seed + i``.
         max_shapes: up to this many shapes per image (at least 1).
+        radius: range ``(lo, hi)`` of the shape "radius" as a fraction of S (default ``(0.1, 0.25)``); the
+            shape's bounding box is about twice that.
+        shapes: the shape kinds drawn, a non-empty subset of ``("disc", "square", "triangle")`` in any order;
+            class ``i + 1`` is ``shapes[i]`` (an easier set with fewer classes: e.g. ``("disc", "triangle")``).
     """
 
     num_classes = len(SHAPE_CLASSES)
     class_names = SHAPE_CLASSES
 
-    def __init__(self, n: int = 64, size: int = 64, seed: int = 0, max_shapes: int = 3) -> None:
+    def __init__(self, n: int = 64, size: int = 64, seed: int = 0, max_shapes: int = 3,
+                 radius: tuple[float, float] = (0.1, 0.25), shapes: tuple[str, ...] = SHAPE_CLASSES[1:]) -> None:
         if n < 1 or size < 8 or max_shapes < 1:
             raise ValueError(f"need n >= 1, size >= 8, max_shapes >= 1; got n={n}, size={size}, "
                              f"max_shapes={max_shapes}")
+        lo, hi = radius
+        if not 0 < lo <= hi <= 0.5:
+            raise ValueError(f"radius must be (lo, hi) with 0 < lo <= hi <= 0.5 (fractions of the side), got {radius}")
         self.n, self.size, self.seed, self.max_shapes = n, size, seed, max_shapes
+        self.radius = (float(lo), float(hi))
+        shapes = tuple(shapes)
+        if not shapes or len(set(shapes)) != len(shapes) or not set(shapes) <= set(SHAPE_CLASSES[1:]):
+            raise ValueError(f"shapes must be distinct names from {SHAPE_CLASSES[1:]}, got {shapes}")
+        self.shapes = shapes
+        self.class_names = ("background", *shapes)
+        self.num_classes = len(self.class_names)
 
     def __len__(self) -> int:
         return self.n
@@ -83,8 +98,9 @@ class SyntheticShapes(Dataset):
         # give the class: the network must use shape)
         img = torch.rand(3, 1, 1, generator=g) * 0.5 + 0.1 * torch.randn(3, S, S, generator=g)
         for _ in range(int(torch.randint(1, self.max_shapes + 1, (1,), generator=g))):
-            kind = int(torch.randint(1, 4, (1,), generator=g))
-            r = float(torch.empty(()).uniform_(S * 0.1, S * 0.25, generator=g))
+            label = int(torch.randint(1, len(self.shapes) + 1, (1,), generator=g))
+            kind = SHAPE_CLASSES.index(self.shapes[label - 1])
+            r = float(torch.empty(()).uniform_(S * self.radius[0], S * self.radius[1], generator=g))
             cx, cy = (float(v) for v in torch.empty(2).uniform_(r, S - r, generator=g))
             if kind == 1:
                 m = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
@@ -93,7 +109,7 @@ class SyntheticShapes(Dataset):
             else:  # upward triangle: below the apex, inside both slanted edges
                 dy = yy - (cy - r)
                 m = (dy >= 0) & (dy <= 2 * r) & ((xx - cx).abs() <= dy / math.sqrt(3))
-            labels[m] = kind
+            labels[m] = label
             colour = torch.rand(3, 1, 1, generator=g) * 0.6 + 0.4
             img = torch.where(m, colour + 0.05 * torch.randn(3, S, S, generator=g), img)
         return (img - 0.45) / 0.25, labels

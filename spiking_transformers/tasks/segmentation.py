@@ -75,28 +75,41 @@ def evaluate_segmenter(model: torch.nn.Module, dataset, num_classes: int, batch_
 
 
 def train_segmenter(model: torch.nn.Module, dataset, *, steps: int, batch_size: int = 8, lr: float = 2e-3,
-                    seed: int = 0, loss_fn=None, log=None) -> list[float]:
-    """Train ``model`` with Adam (cosine-decayed ``lr``) for ``steps`` steps on random batches of ``dataset``.
+                    weight_decay: float = 0.0, clip: float | None = None, seed: int = 0, loss_fn=None,
+                    log=None) -> list[float]:
+    """Train ``model`` with AdamW (cosine-decayed ``lr``) for ``steps`` steps on random batches of ``dataset``.
 
-    ``loss_fn(scores [B, K, H, W], labels [B, H, W])`` defaults to
+    The loss is ``loss_fn(scores [B, K, H, W], labels [B, H, W])`` when given; otherwise the model's own
+    ``model.loss(x, labels)`` when it has one (Spike2Former: the Hungarian set loss with deep supervision), else
     :func:`~spiking_transformers.models.spike2former.semantic_loss` (per-pixel cross-entropy on the normalised
-    semantic scores). Returns the loss of every step; ``log(step, loss)`` is called every 10 steps.
+    semantic scores). ``clip``: gradient-norm clipping. Returns the loss of every step; ``log(step, loss)`` is
+    called every 10 steps.
     """
     from torch.utils.data import DataLoader, RandomSampler
 
-    if loss_fn is None:
-        from ..models.spike2former import semantic_loss as loss_fn
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+    if loss_fn is not None:
+        compute = lambda x, y: loss_fn(model(x), y)  # noqa: E731
+    elif hasattr(model, "loss"):
+        compute = model.loss
+    else:
+        from ..models.spike2former import semantic_loss
+
+        compute = lambda x, y: semantic_loss(model(x), y)  # noqa: E731
     g = torch.Generator().manual_seed(seed)
     sampler = RandomSampler(dataset, replacement=True, num_samples=steps * batch_size, generator=g)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     model.train()
     losses = []
     for step, (x, y) in enumerate(loader, 1):
-        loss = loss_fn(model(x), y)
+        loss = compute(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         sched.step()
         losses.append(loss.item())
