@@ -17,7 +17,8 @@ Columns (``--columns``): ``sj_eager``, ``sj_compiled`` (SpikingJelly 2.0, an opt
 ships them, its default ``torch`` neuron back end, glibc's allocator as is; a column that cannot be built is skipped
 with a one-line reason), ``ours_default`` (``create_model`` as ``train`` / ``eval`` run it: ``fused`` neurons,
 BatchNorm + neuron fusion in training, tuned allocator), ``ours_cpp`` (the same with ``cpp`` neurons: ``bench
---backend cpp``), ``ours_best`` (``bench --best``: ``cpp`` neurons plus uint8 saves in training, BatchNorm folded in
+--backend cpp``), ``ours_fast`` (training only: ``cpp`` neurons with BatchNorm fusion off, ``bench --backend cpp
+--no-fuse-bn``: no recomputation in backward, more memory), ``ours_best`` (``bench --best``: ``cpp`` neurons plus uint8 saves in training, BatchNorm folded in
 eval) and ``ours_memory`` (training only: ``--grad-checkpointing``, freed memory returned to the system). The official code
 is not carried by the project (``docs/performance.md`` says how it was measured).
 
@@ -42,8 +43,9 @@ from spiking_transformers.runtime import cpu_flags
 
 OURS = {"spikformer": "spikformer_4_384_cifar10", "sdt": "sdt_2_512_cifar10"}
 LABELS = {"spikformer": "Spikformer-4-384", "sdt": "SDT-2-512"}
-COLUMNS = ("sj_eager", "sj_compiled", "ours_default", "ours_cpp", "ours_best", "ours_memory")
-OURS_COLUMNS = ("ours_default", "ours_cpp", "ours_best", "ours_memory")
+COLUMNS = ("sj_eager", "sj_compiled", "ours_default", "ours_cpp", "ours_fast", "ours_best", "ours_memory")
+OURS_COLUMNS = ("ours_default", "ours_cpp", "ours_fast", "ours_best", "ours_memory")
+TRAIN_ONLY = ("ours_fast", "ours_memory")  # settings that change nothing in an eval step
 ISSUE17_ROWS = ("spikformer:train:32", "sdt:train:32", "spikformer:eval:64", "sdt:eval:64")
 
 
@@ -120,14 +122,16 @@ def _ours(row: dict[str, Any], args: argparse.Namespace, column: str) -> dict[st
     best = column == "ours_best"
     cpp = best or column == "ours_cpp"
     memory = column == "ours_memory"
-    if memory and row["mode"] != "train":
-        raise RuntimeError("memory mode is a training setting")
+    fast = column == "ours_fast"
+    cpp = cpp or fast
+    if column in TRAIN_ONLY and row["mode"] != "train":
+        raise RuntimeError(f"{column} is a training setting")
     config = dict(
         model=OURS[row["model"]], mode=row["mode"], batch_size=row["batch"], T=4, threads=args.threads,
         backend="cpp" if cpp else DEFAULT_BACKEND, repeats=args.repeats, warmup=args.warmup,
         compact_saves=best and row["mode"] == "train", fold_bn=best and row["mode"] == "eval", tiny=False,
         # memory mode returns freed tensors to the system (as `bench --grad-checkpointing` and `train` run it)
-        tune_malloc=not memory, fuse_bn=True, grad_checkpointing=memory, model_args={},
+        tune_malloc=not memory, fuse_bn=not fast, grad_checkpointing=memory, model_args={},
     )
     r = run_child(config)
     return dict(times_s=r["times_s"], peak_rss_bytes=r["peak_rss_bytes"])
@@ -200,7 +204,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
             # alternate the column order from round to round, so no column always runs first or last
             cols = list(args.columns) if rnd % 2 == 0 else list(reversed(args.columns))
             for col in cols:
-                if col in skipped[key] or (col == "ours_memory" and row["mode"] != "train"):
+                if col in skipped[key] or (col in TRAIN_ONLY and row["mode"] != "train"):
                     continue
                 try:
                     r = _with_load_samples(lambda: makers[col](row))
@@ -242,10 +246,12 @@ def machine_line(data: dict[str, Any]) -> str:
 
 
 def table(data: dict[str, Any]) -> str:
-    """Markdown: one line per row, ``median s / peak RSS GB`` per column, then our best against the compiled peer."""
+    """Markdown: one line per row, ``median s / peak RSS GB`` per column, then our fastest path against the compiled
+    peer (time and peak ratios), and the fastest of our paths that peaks below it."""
     s = summary(data)
     cols = data["columns"]
-    head = ["step", *cols, "best of ours / SJ compiled: time, peak RSS"]
+    head = ["step", *cols, "fastest of ours / SJ compiled: time, peak RSS",
+            "fastest of ours with less peak RSS than SJ compiled: time ratio"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in data["rows"]:
         key = row_key(row)
@@ -260,8 +266,14 @@ def table(data: dict[str, Any]) -> str:
             best = min(ours, key=lambda c: ours[c]["median_s"])
             cells.append(f"{ours[best]['median_s'] / peer['median_s']:.2f}, "
                          f"{ours[best]['peak_gb'] / peer['peak_gb']:.2f} ({best})")
+            lean = {c: v for c, v in ours.items() if v["peak_gb"] < peer["peak_gb"]}
+            if lean:
+                c = min(lean, key=lambda c: lean[c]["median_s"])
+                cells.append(f"{lean[c]['median_s'] / peer['median_s']:.2f} ({c})")
+            else:
+                cells.append("none")
         else:
-            cells.append("-")
+            cells += ["-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Cells: median step time s / peak RSS GB. " + machine_line(data))
