@@ -22,7 +22,13 @@ from spiking_transformers.layers.attention.ssa import SpikingSelfAttention
 from spiking_transformers.layers.attention.sts import SpikeTokenSelection
 from spiking_transformers.models.spike_transcnn import SPIKE_TRANSCNN_TINY_KWARGS, TCJA, SpikeTransCNN
 
-pytest.importorskip("pycocotools")  # the optional extra "detection" (in "dev"); the commands say so when missing
+try:
+    import pycocotools  # noqa: F401
+
+    HAVE_COCO = True
+except ImportError:  # the optional extra "detection" (part of "dev"); only the mAP tests need it
+    HAVE_COCO = False
+needs_coco = pytest.mark.skipif(not HAVE_COCO, reason="pycocotools (extra 'detection') is not installed")
 
 
 def _tiny(**kw):
@@ -229,6 +235,7 @@ def test_decode_recovers_an_encoded_box():
     torch.testing.assert_close(det["boxes"][0], torch.tensor([10.0, 4.0, 30.0, 26.0]))
 
 
+@needs_coco
 def test_coco_map_by_pycocotools():
     gts = [{"boxes": torch.tensor([[10.0, 10.0, 30.0, 40.0], [40.0, 5.0, 60.0, 20.0]]), "labels": torch.tensor([0, 1])},
            {"boxes": torch.tensor([[0.0, 0.0, 20.0, 20.0]]), "labels": torch.tensor([2])}]
@@ -281,6 +288,7 @@ def test_loss_decreases_on_a_fixed_batch():
 # commands
 
 
+@needs_coco
 def test_detect_command_tiny_run(tmp_path, capsys):
     from PIL import Image
 
@@ -297,6 +305,7 @@ def test_detect_command_tiny_run(tmp_path, capsys):
     assert Image.open(png).size[0] > 64
 
 
+@needs_coco
 def test_detect_command_on_a_gen1_folder(tmp_path, capsys):
     from spiking_transformers.cli import main
 
@@ -323,13 +332,14 @@ def test_energy_command_on_the_detector(capsys):
 
 
 @pytest.mark.slow
+@needs_coco
 def test_detector_learns_the_synthetic_set():
     from spiking_transformers.detection import evaluate_detector, mean_box_baseline, train_detector
 
     torch.manual_seed(0)
     train, val = SyntheticEventDetection(512, seed=1_000_000), SyntheticEventDetection(64, seed=0)
     m = _tiny()
-    losses = train_detector(m, train, steps=300, batch_size=16, lr=3e-3)
+    losses = train_detector(m, train, steps=300, batch_size=16, lr=4e-3)
     r = evaluate_detector(m, val, 3)
     base = mean_box_baseline(train, val, 3)
     assert losses[-1] < 0.6 * losses[0]

@@ -16,7 +16,8 @@ prediction (mAP 0).
   ``*_td.dat`` + ``*_bbox.npy``; 2 classes, ``T = 5`` bins of the 50 ms before each label).
 * ``--size tiny`` (default) is a small instance of the architecture; ``gen1`` our Gen1 configuration (slow on CPU).
 * ``--png``: up to 6 validation samples, each the last event bin (ON green, OFF red) with ground-truth boxes
-  (white) and detections above ``--png-score`` (class colours, with scores).
+  (white) and detections above ``--png-score`` (class colours, with scores; class-agnostic NMS for legibility, the
+  metrics use every detection).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-samples", type=int, default=64, help="synthetic validation samples (default 64)")
     p.add_argument("--train-steps", type=int, default=300, help="training steps (default 300; 0: evaluate only)")
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
+    p.add_argument("--lr", type=float, default=4e-3, help="peak AdamW learning rate (default 4e-3)")
     p.add_argument("--weights", default=None, help="state dict of the network to start from")
     p.add_argument("--save", default=None, help="write the (trained) network's state dict here")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
@@ -51,8 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def draw_detections(path: str, dataset, preds: list, class_names, n: int = 6, min_score: float = 0.3,
                     scale: int = 4) -> None:
-    """PNG grid: the last event bin of each sample (ON green, OFF red), ground truth white, detections coloured."""
+    """PNG grid: the last event bin of each sample (ON green, OFF red), ground truth white, detections coloured by
+    class with their scores (those above ``min_score`` after a class-agnostic NMS at IoU 0.5, so that each object
+    shows its best class once)."""
     import numpy as np
+
+    from ..detection import nms
 
     try:
         from PIL import Image, ImageDraw
@@ -72,7 +77,8 @@ def draw_detections(path: str, dataset, preds: list, class_names, n: int = 6, mi
         for b in target["boxes"].tolist():
             d.rectangle([v * scale for v in b], outline=(255, 255, 255), width=1)
         p = preds[i]
-        for b, s, lab in zip(p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist()):
+        keep = nms(p["boxes"], p["scores"], 0.5)  # one label per object (the best class), for legibility
+        for b, s, lab in zip(p["boxes"][keep].tolist(), p["scores"][keep].tolist(), p["labels"][keep].tolist()):
             if s < min_score:
                 continue
             col = _COLOURS[lab % len(_COLOURS)]

@@ -8,7 +8,7 @@ and a centre-ness logit.
   ``radius * s`` of the box centre (FCOS "centre sampling"); the cell holding the centre is always positive, so a
   small box gets at least one location. A location claimed by several boxes takes the smallest.
 * **Losses**: sigmoid focal loss (alpha 0.25, gamma 2) over all locations and classes, divided by the number of
-  positives; GIoU loss ``1 - GIoU`` on the positives, weighted by their centre-ness target; binary cross-entropy of
+  positives; GIoU loss ``1 - GIoU`` on the positives (weight 2), weighted by their centre-ness target; binary cross-entropy of
   the centre-ness logit on the positives (target ``sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b))``).
 * **Decoding**: score ``sqrt(sigmoid(class) * sigmoid(centre-ness))``, locations above ``score_threshold``, the
   ``pre_nms`` best, class-wise NMS, at most ``max_detections`` per image.
@@ -82,13 +82,16 @@ def fcos_targets(boxes: Tensor, labels: Tensor, locs: Tensor, stride: int, radiu
 
 
 def detection_loss(out: Tensor, targets: list[dict[str, Tensor]], stride: int, *, radius: float = 1.5,
-                   alpha: float = 0.25, gamma: float = 2.0) -> tuple[Tensor, dict[str, float]]:
+                   alpha: float = 0.25, gamma: float = 2.0, box_weight: float = 2.0) -> tuple[Tensor, dict[str, float]]:
     """FCOS loss of a batch.
 
     Args:
         out: head map ``[B, K + 5, h, w]``.
         targets: per image ``{"boxes": [M, 4] xyxy, "labels": [M]}``.
         stride: the map's stride.
+        radius: centre-sampling radius in strides.
+        alpha, gamma: focal-loss parameters.
+        box_weight: weight of the GIoU loss (2, as ATSS / FCOS-imprv use).
 
     Returns:
         ``(loss, parts)``: the scalar loss and its parts ``{"cls", "box", "ctr", "positives"}`` as floats.
@@ -118,7 +121,7 @@ def detection_loss(out: Tensor, targets: list[dict[str, Tensor]], stride: int, *
         loss_ctr = F.binary_cross_entropy_with_logits(flat[..., K + 4][pos], t_ctr[pos], reduction="sum") / n_pos
     else:
         loss_box = loss_ctr = flat[..., K:].sum() * 0
-    loss = loss_cls + loss_box + loss_ctr
+    loss = loss_cls + box_weight * loss_box + loss_ctr
     parts = {"cls": loss_cls.item(), "box": loss_box.item(), "ctr": loss_ctr.item(), "positives": n_pos}
     return loss, parts
 

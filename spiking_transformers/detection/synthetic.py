@@ -5,7 +5,8 @@ Each sample is a short recording of ``window_us`` microseconds on a ``size x siz
 * a static background of smooth random texture (a still camera: the background alone makes no events);
 * 1 to ``max_objects`` shapes, each a random class of :data:`SHAPE_CLASSES` (disc, square, triangle), side
   ``min_size..max_size`` pixels, its own brightness (brighter or darker than the background), moving in a straight
-  line at ``speed`` pixels per time bin in a random direction, rendered with anti-aliased edges;
+  line at ``speed`` pixels per time bin in a random direction, rendered with anti-aliased edges; final boxes overlap
+  little (IoU at most ``max_overlap``, best of 10 placements);
 * the event camera of :mod:`spiking_transformers.data.synthetic` (the N-MNIST saccade simulator): every pixel
   follows ``L = log(I + eps)`` against a reference and emits one ON (OFF) event per contrast threshold ``C`` crossed
   (per-pixel ``C * (1 + mismatch * N(0, 1))``); ``substeps`` renderings per time bin, events stamped at their
@@ -53,6 +54,7 @@ class SyntheticDetectionConfig:
         speed: pixels per time bin.
         threshold, mismatch, eps: the event camera.
         noise_rate: noise events per pixel per recording.
+        max_overlap: largest IoU of a new shape's final box with an earlier one (10 placement tries).
     """
 
     size: int = 64
@@ -67,6 +69,7 @@ class SyntheticDetectionConfig:
     mismatch: float = 0.05
     eps: float = 0.1
     noise_rate: float = 0.02
+    max_overlap: float = 0.1
 
 
 def _texture(rng: np.random.Generator, n: int, cell: int = 8) -> np.ndarray:
@@ -93,6 +96,14 @@ def _coverage(kind: int, cx: float, cy: float, s: float, xx: np.ndarray, yy: np.
     return np.clip(0.5 - sd, 0.0, 1.0)
 
 
+def _iou(c1: np.ndarray, s1: float, c2: np.ndarray, s2: float) -> float:
+    """IoU of two axis-aligned squares given by centre and side."""
+    lo = np.maximum(c1 - s1 / 2, c2 - s2 / 2)
+    hi = np.minimum(c1 + s1 / 2, c2 + s2 / 2)
+    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    return inter / (s1 * s1 + s2 * s2 - inter)
+
+
 def make_sample(cfg: SyntheticDetectionConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """One recording: ``(events EVENT_DTYPE sorted by time, boxes BBOX_DTYPE at ts = window_us)``."""
     rng = np.random.default_rng(seed)
@@ -106,8 +117,12 @@ def make_sample(cfg: SyntheticDetectionConfig, seed: int) -> tuple[np.ndarray, n
         s = float(rng.uniform(cfg.min_size, cfg.max_size))
         ang = rng.uniform(0, 2 * math.pi)
         v = np.array([math.cos(ang), math.sin(ang)]) * cfg.speed / cfg.substeps  # per rendering
-        # the end position stays inside the sensor
-        end = rng.uniform(s / 2 + 1, S - s / 2 - 1, size=2)
+        # the end position stays inside the sensor and overlaps earlier shapes little (IoU <= max_overlap, a few
+        # tries), so that no box labels a hidden shape
+        for _ in range(10):
+            end = rng.uniform(s / 2 + 1, S - s / 2 - 1, size=2)
+            if all(_iou(end, s, o[2] + o[3] * steps, o[1]) <= cfg.max_overlap for o in objs):
+                break
         start = end - v * steps
         bright = float(rng.choice([rng.uniform(0.65, 1.0), rng.uniform(0.0, 0.08)]))
         objs.append((kind, s, start, v, bright))

@@ -351,7 +351,7 @@ SPIKE_TRANSCNN_GEN1_KWARGS: dict[str, Any] = dict(
 # A small instance of the same architecture (synthetic 64 x 64 set, 3 classes, T = 4) for tests and CPU runs.
 SPIKE_TRANSCNN_TINY_KWARGS: dict[str, Any] = dict(
     num_classes=3, img_size=64, in_chans=2, T=4, embed_dims=(16, 32, 64, 64), depths=(1, 1, 1, 1),
-    num_heads=(1, 2, 2, 4), mlp_ratio=2.0, sts_keep=0.5, neck_dim=32, head_convs=1,
+    num_heads=(1, 2, 2, 4), mlp_ratio=2.0, sts_keep=0.5, neck_dim=64, head_convs=2,
 )
 
 _GEN1_INFO: dict[str, Any] = dict(
