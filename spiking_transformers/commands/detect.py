@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         val = Gen1Detection(args.data, "val", T=kwargs["T"])
         kwargs.update(img_size=val.size)
         if len(train) == 0 or len(val) == 0:
-            raise ValueError(f"{args.data}: no labelled timestamps after the first {val.window_us} us in train/ or val/")
+            raise ValueError(f"{args.data}: no labelled timestamps after the first {val.window_us} us in train/ or "
+                             "val/")
     K = len(val.class_names)
     kwargs["num_classes"] = K
     torch.manual_seed(args.seed)
@@ -139,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(val[0][0].shape[-2:])
     stats = coco_map(preds, gts, K, size)
     base = mean_box_baseline(train, val, K)
-    empty = coco_map([{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}]
-                     * len(gts), gts, K, size)
+    none = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}
+    empty = coco_map([none] * len(gts), gts, K, size)
     result = {
         "model": "spike_transcnn (reconstruction, no official code)", "data": args.data, "size": args.size,
         "train_steps": args.train_steps, "train_samples": len(train), "val_samples": len(val),

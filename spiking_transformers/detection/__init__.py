@@ -13,7 +13,8 @@ from .gen1 import (BBOX_DTYPE, GEN1_CLASSES, Gen1Detection, bin_events, read_bbo
                    write_dat)
 from .losses import decode_detections, detection_loss, fcos_targets
 from .metrics import COCO_STAT_NAMES, coco_map, require_pycocotools
-from .synthetic import SHAPE_CLASSES, SyntheticDetectionConfig, SyntheticEventDetection, make_sample, write_synthetic_gen1
+from .synthetic import (SHAPE_CLASSES, SyntheticDetectionConfig, SyntheticEventDetection, make_sample,
+                        write_synthetic_gen1)
 from .train import collate_detection, evaluate_detector, mean_box_baseline, predict, train_detector
 
 __all__ = [

@@ -8,8 +8,9 @@ and a centre-ness logit.
   ``radius * s`` of the box centre (FCOS "centre sampling"); the cell holding the centre is always positive, so a
   small box gets at least one location. A location claimed by several boxes takes the smallest.
 * **Losses**: sigmoid focal loss (alpha 0.25, gamma 2) over all locations and classes, divided by the number of
-  positives; GIoU loss ``1 - GIoU`` on the positives (weight 2), weighted by their centre-ness target; binary cross-entropy of
-  the centre-ness logit on the positives (target ``sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b))``).
+  positives; GIoU loss ``1 - GIoU`` on the positives (weight 2), weighted by their centre-ness target; binary
+  cross-entropy of the centre-ness logit on the positives (target
+  ``sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b))``).
 * **Decoding**: score ``sqrt(sigmoid(class) * sigmoid(centre-ness))``, locations above ``score_threshold``, the
   ``pre_nms`` best, class-wise NMS, at most ``max_detections`` per image.
 """

@@ -13,10 +13,11 @@ Each sample is a short recording of ``window_us`` microseconds on a ``size x siz
   rendering; plus uniform noise events (``noise_rate`` per pixel per recording), as real sensors have;
 * the label of a sample, as in Gen1, is the boxes at the **end** of the window (timestamp ``window_us``).
 
-:func:`make_sample` gives ``(events, boxes)`` in the Gen1 layout (:data:`~spiking_transformers.detection.gen1.BBOX_DTYPE`
-rows), :class:`SyntheticEventDetection` the binned frames and targets, and :func:`write_synthetic_gen1` writes
-recordings as Gen1 ``_td.dat`` / ``_bbox.npy`` pairs, so the same samples are read back by
-:class:`~spiking_transformers.detection.gen1.Gen1Detection`. Deterministic per seed; labelled synthetic wherever used.
+:func:`make_sample` gives ``(events, boxes)`` in the Gen1 layout
+(:data:`~spiking_transformers.detection.gen1.BBOX_DTYPE` rows), :class:`SyntheticEventDetection` the binned frames and
+targets, and :func:`write_synthetic_gen1` writes recordings as Gen1 ``_td.dat`` / ``_bbox.npy`` pairs, so the same
+samples are read back by :class:`~spiking_transformers.detection.gen1.Gen1Detection`. Deterministic per seed;
+labelled synthetic wherever used.
 """
 
 from __future__ import annotations
