@@ -74,7 +74,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if r["mode"] == "train" and not r.get("fuse_bn", True):
             opts = ",".join(filter(None, [opts, "unfused_bn"]))
         if not r.get("malloc_tuned"):
-            opts = ",".join(filter(None, [opts, "plain_malloc"]))
+            # memory mode returns freed tensors to the system (runtime.release_freed_memory): not glibc as it comes
+            label = "returned_memory" if r.get("grad_checkpointing") else "plain_malloc"
+            opts = ",".join(filter(None, [opts, label]))
         opts = opts or "-"
         body.append([
             r["model"], r["mode"], str(r["batch_size"]), str(r["T"]), r["backend"], opts, str(r["threads"]),
