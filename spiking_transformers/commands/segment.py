@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=64, help="image side, a multiple of 16 (default 64)")
     p.add_argument("--train-images", type=int, default=256, help="synthetic training images (default 256)")
     p.add_argument("--val-images", type=int, default=32, help="synthetic validation images (default 32)")
-    p.add_argument("--train-steps", type=int, default=600, help="training steps (default 600; 0: evaluate only)")
+    p.add_argument("--train-steps", type=int, default=1000, help="training steps (default 1000; 0: evaluate only)")
     p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate (default 5e-3, cosine decay)")
     p.add_argument("--shapes", default="disc,square,triangle",
