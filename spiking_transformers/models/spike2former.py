@@ -579,8 +579,10 @@ _ADE20K_INFO: dict[str, Any] = dict(
     family="spike2former", paper=SPIKE2FORMER_PAPER, lineage="sdt_v2", spike_driven=False, default_T=1,
     input_kind="image", dataset="ade20k", num_classes=150, img_size=512, in_chans=3,
     tiny_overrides={k: v for k, v in SPIKE2FORMER_TINY_KWARGS.items()},
-    notes="No official reference: the official repository could not be imported, so this is our reading of the "
-    "spec (see the module docstring for every ambiguity). Segmentation model: output per-pixel class scores "
+    notes="Lei et al., \"Spike2Former: Efficient Spiking Transformer for High-performance Image Segmentation\", "
+    "AAAI 2025; github.com/BICLab/Spike2Former. No official reference: that repository cannot be imported (it "
+    "references files it does not contain), so this is our reading of the paper and its code (see the module "
+    "docstring for every ambiguity). Segmentation model: output per-pixel class scores "
     "[B, K, H, W] from MaskFormer semantic inference; model.loss(x, labels) is the Mask2Former Hungarian set loss "
     "(CE + focal + dice, deep supervision). DCN encoder replaced by depthwise 5x5 conv. The tiny configuration "
     "uses larger attention constants (reading 9). Paper mIoU gains +12.7 (ADE20K) over the previous SNN SOTA; "
