@@ -296,3 +296,30 @@ def test_firing_rate_monitor_sees_the_stnet_neurons(fixture):
         keys = [f"{c}/basemodel.conv{k}" for c in CALLS]
         elems = sum(fixture["spike_counts"][key] / meta["firing_rates_eval"][key] for key in keys)
         assert rates[f"basemodel.neuron{k}"] == pytest.approx(spikes / elems, rel=1e-9)
+
+
+def test_energy_analysis_takes_the_tracker_inputs_as_analog_pixels(fixture):
+    """`analyze` takes the tracker's named inputs; its 8-bit pixel inputs are analog: the layers that take them
+    multiply (a pixel of value 200 is not 200 additions)."""
+    from spiking_transformers.analysis import analyze
+
+    model = build(fixture).eval()
+    z, x = model.crop_sizes()
+    assert (z, x) == (fixture["input"]["z_pos"].shape[-1], fixture["input"]["x_pos"].shape[-1])
+    example = model.example_inputs(2, generator=torch.Generator().manual_seed(0))
+    assert set(example) == {"z_pos", "z_neg", "x_pos", "x_neg"} and model.batch_size_of(example) == 2
+    report = analyze(model, [inputs(fixture)], batch_stats=False)
+    assert report.samples == model.batch_size_of(inputs(fixture))
+    conv1 = next(r for r in report.layers if r.key == "basemodel.conv1")
+    assert conv1.input_kind == "real" and conv1.acs == 0 and conv1.macs > 0
+    conv2 = next(r for r in report.layers if r.key == "basemodel.conv2")
+    assert conv2.input_kind == "binary" and 0 < conv2.acs < conv2.dense_flops  # spikes of neuron1
+    assert report.audit.verdict == "not purely spiking"  # its Swin branch runs on real values, as the official one
+
+
+def test_energy_command_runs_on_the_tracker(capsys):
+    from spiking_transformers.cli import main
+
+    assert main(["energy", "stnet_fe240", "--tiny", "--batch-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "STNet.example_inputs" in out and "basemodel.conv2" in out and "binary" in out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from torch import Tensor, nn
 
@@ -185,7 +185,9 @@ def analyze(
     Args:
         model: any module built from the library's neurons.
         batches: inputs; a tuple or list is taken as ``(input, target, ...)`` and only its first item is used.
-            Library models take ``[B, C, H, W]`` images or time-major ``[T, B, C, H, W]`` frames.
+            Library models take ``[B, C, H, W]`` images or time-major ``[T, B, C, H, W]`` frames; a dict is passed
+            as keyword arguments (models with several inputs, e.g. STNet; they count samples with
+            ``batch_size_of(inputs)``).
         table: energy constants (default: 45 nm, Horowitz 2014).
         name: model name in the report (default: ``model.model_name`` or the class name).
         batch_dim: axis of the batch in the input (default: from ``model.input_kind``, see
@@ -206,9 +208,16 @@ def analyze(
         with bn_batch_statistics(model) if batch_stats else _null(), monitor, counter:
             for batch in batches:
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                samples += _batch_size(x, model, batch_dim)
+                if isinstance(x, Mapping):  # several named inputs (a tracker's template and search frames)
+                    if not hasattr(model, "batch_size_of"):
+                        raise ValueError(f"{type(model).__name__} got a dict of inputs ({', '.join(x)}) but has no "
+                                         "batch_size_of(inputs) to count its samples")
+                    samples += int(model.batch_size_of(x))
+                    static = False
+                else:
+                    samples += _batch_size(x, model, batch_dim)
+                    static = static and x.dim() == 4 and int(getattr(model, "T", 1)) > 1
                 n_batches += 1
-                static = static and x.dim() == 4 and int(getattr(model, "T", 1)) > 1
                 counter.forward(x)
     finally:
         model.train(was_training)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -87,6 +87,7 @@ class _Meta:
     bound: float | None = None
     neuron: bool = False
     linear: bool = False
+    analog: bool = False  # a model input declared analog: real whatever its values look like
 
 
 def _lin(m: _Meta | None) -> bool:
@@ -95,6 +96,7 @@ def _lin(m: _Meta | None) -> bool:
 
 
 _REAL = _Meta(None)
+_ANALOG = _Meta(None, analog=True)
 
 
 @dataclass(frozen=True)
@@ -392,17 +394,27 @@ class SynapticOpCounter(TorchDispatchMode):
         return super().__exit__(*exc)
 
     def mark_input(self, x: Tensor) -> Tensor:
-        """Mark ``x`` as the model's (analog) input: everything computed from it is an activation."""
-        self._meta[x] = _REAL
+        """Mark ``x`` as the model's input: everything computed from it is an activation.
+
+        Its kind is read from its values (event counts are integers, images real) unless the model declares
+        ``analog_input = True``: STNet's event images are 8-bit pixel intensities, which the first layers multiply
+        (counting a pixel of value 200 as 200 additions would be wrong).
+        """
+        self._meta[x] = _ANALOG if getattr(self.model, "analog_input", False) else _REAL
         return x
 
-    def forward(self, x: Tensor) -> Any:
-        """Run ``model(x)`` without grad with ``x`` marked as input; starts a new forward (encoding detection)."""
+    def forward(self, x: Tensor | Mapping[str, Tensor]) -> Any:
+        """Run ``model(x)`` (``model(**x)`` for a dict of named inputs) without grad, every input marked as the
+        model's; starts a new forward (encoding detection)."""
         self._first_key = None
         self._stack.clear()
         self._in_neuron = 0
-        self.mark_input(x)
         with torch.no_grad():
+            if isinstance(x, Mapping):
+                for value in x.values():
+                    self.mark_input(value)
+                return self.model(**x)
+            self.mark_input(x)
             return self.model(x)
 
     @property
@@ -432,6 +444,8 @@ class SynapticOpCounter(TorchDispatchMode):
                     and args[0].numel() > 1 and args[1].numel() > 1):
                 self._count_mask(args[0], args[1], out)
         meta = self._propagate(base, args, kwargs, ins, out)
+        if meta.q is None and not meta.analog and any(m is not None and m.analog for m in metas):
+            meta = _ANALOG  # computed from an analog input without passing a neuron: still analog
         for t in _tensors(out):
             self._meta[t] = meta
         return out
@@ -563,6 +577,8 @@ class SynapticOpCounter(TorchDispatchMode):
         meta = self._meta.get(x)
         if meta is None:
             return None
+        if meta.analog:
+            return OperandKind("real", 0, None)
         return classify(x, meta.q, bound=meta.bound, neuron=meta.neuron, fallback=self._fallback)
 
     def _site(self, op: str) -> OpRecord:

@@ -138,9 +138,13 @@ def _batches(subject: _Subject, args: argparse.Namespace, dataset: Any) -> Itera
                 break
             yield batch[0]
         return
+    gen = torch.Generator().manual_seed(args.seed)
+    if hasattr(subject.model, "example_inputs"):  # several named inputs: the model knows their layout and sizes
+        for _ in range(args.batches):
+            yield subject.model.example_inputs(args.batch_size, generator=gen)
+        return
     kind, chans, img = subject.input_shape()
     h, w = (img, img) if isinstance(img, int) else tuple(img)
-    gen = torch.Generator().manual_seed(args.seed)
     dtype = next(subject.model.parameters()).dtype
     for _ in range(args.batches):
         if kind == "events":
@@ -190,6 +194,9 @@ def _analyse(item: str, args: argparse.Namespace, checkpoint: str | None) -> Any
     if dataset is not None:
         notes.append(f"data: {args.data or subject.data} ({args.split}), {args.batches} batch(es) of "
                      f"{args.batch_size}")
+    elif hasattr(model, "example_inputs"):
+        notes.append(f"data: RANDOM inputs ({type(model).__name__}.example_inputs: "
+                     f"{(model.example_inputs.__doc__ or '').strip().splitlines()[0]})")
     else:
         kind, chans, img = subject.input_shape()
         what = "Bernoulli(0.1) event frames" if kind == "events" else "standard-normal images"

@@ -758,6 +758,10 @@ class STNet(nn.Module):
 
     T_e: int = 5
     input_kind = "events"
+    #: The official pipeline feeds event images as raw 8-bit pixel values (0..255, rendered frames), not event
+    #: counts: the energy analysis treats them as analog, so the layers that take them multiply
+    #: (``analysis.ops.SynapticOpCounter.mark_input``).
+    analog_input = True
 
     def __init__(self, *, snn_channels: Sequence[int] = (64, 128, 256), swin: Mapping[str, Any] | None = None,
                  head: Mapping[str, Any] | None = None, float32_spike_grad: bool = True,
@@ -830,6 +834,40 @@ class STNet(nn.Module):
         r_out = xcorr_depthwise(self.r_x(f_x), r_z_k)
         cls, ctr, bbox = self.head(c_out, r_out, x_pos.shape[-1])
         return cls, ctr, bbox, state
+
+    def crop_sizes(self) -> tuple[int, int]:
+        """``(z_size, x_size)``: the template and search crop sides the head's score map was built for.
+
+        From ``score_size = (x_size - z_size) // stride + 1 - 2 num_conv3x3`` (127 / 303 for the official network).
+        """
+        h = self.head
+        return h.x_size - (h.score_size - 1 + 2 * h.num_conv3x3) * h.total_stride, h.x_size
+
+    def example_inputs(self, batch_size: int, *, frames: int = 2, event_rate: float = 0.1,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Random event images at the network's crop sizes, an event per pixel with probability ``event_rate``.
+
+        For analysis without data (``spiking-transformers energy``), in the layout :meth:`forward` takes. Each
+        pixel is 255 (the official raw value of a pixel that saw events) with probability ``event_rate``, else 0,
+        independently for the positive and negative images. Returns ``z_pos, z_neg [T_e, B, 3, z, z]`` and
+        ``x_pos, x_neg [frames, T_e, B, 3, x, x]`` at :meth:`crop_sizes`.
+        """
+        if batch_size < 1 or frames < 1:
+            raise ValueError(f"batch_size and frames must be at least 1, got {batch_size} and {frames}")
+        z, x = self.crop_sizes()
+        dtype = self.transfor.convert_3.weight.dtype
+
+        def events(*shape: int) -> Tensor:
+            return (torch.rand(*shape, generator=generator) < event_rate).to(dtype) * 255.0
+
+        return dict(z_pos=events(self.T_e, batch_size, 3, z, z), z_neg=events(self.T_e, batch_size, 3, z, z),
+                    x_pos=events(frames, self.T_e, batch_size, 3, x, x),
+                    x_neg=events(frames, self.T_e, batch_size, 3, x, x))
+
+    @staticmethod
+    def batch_size_of(inputs: Mapping[str, Tensor]) -> int:
+        """Samples in a :meth:`forward` input dict (the batch axis of ``z_pos [T_e, B, 3, h, w]``)."""
+        return int(inputs["z_pos"].shape[1])
 
     def forward(self, z_pos: Tensor, z_neg: Tensor, x_pos: Tensor, x_neg: Tensor) -> list[Tensor]:
         """Template, then each of the ``F`` search frames with the SNN state carried from one to the next.
