@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Any
 
 __all__ = ["tune_cpu_allocator", "release_freed_memory", "OPT_OUT_ENV", "cpu_flags", "bf16_refusal", "bf16_autocast", "BF16_FLAGS"]
 
@@ -51,15 +52,9 @@ def tune_cpu_allocator() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if os.environ.get(OPT_OUT_ENV, "1") == "0" or _user_configured() or not sys.platform.startswith("linux"):
+    mallopt = _glibc_mallopt()
+    if mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     _applied = bool(mallopt(_M_MMAP_THRESHOLD, _INT_MAX))
     if _applied and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         # An explicit mmap threshold freezes glibc's trim threshold at 128 KB, so the top of the heap would go back to
@@ -67,6 +62,21 @@ def tune_cpu_allocator() -> bool:
         # step, 4.11 -> 3.80 GB peak RSS with the cpp back end).
         mallopt(_M_TRIM_THRESHOLD, _INT_MAX)
     return _applied
+
+
+def _glibc_mallopt() -> Any:
+    """glibc's ``mallopt`` as a ctypes function, or ``None`` where the allocator may not be touched: opted out
+    (``SPIKING_TRANSFORMERS_TUNE_MALLOC=0``), thresholds set by the user through the environment, not Linux, not
+    glibc (musl has no ``mallopt``)."""
+    if os.environ.get(OPT_OUT_ENV, "1") == "0" or _user_configured() or not sys.platform.startswith("linux"):
+        return None
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt
 
 
 def release_freed_memory(threshold: int = 128 * 1024) -> bool:
@@ -87,15 +97,9 @@ def release_freed_memory(threshold: int = 128 * 1024) -> bool:
     if _applied is not None:
         return False
     _applied = False
-    if os.environ.get(OPT_OUT_ENV, "1") == "0" or _user_configured() or not sys.platform.startswith("linux"):
+    mallopt = _glibc_mallopt()
+    if mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     ok = bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))  # a fixed threshold: glibc no longer raises it
     if ok and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         mallopt(_M_TRIM_THRESHOLD, int(threshold))
